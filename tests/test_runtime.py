@@ -1,0 +1,165 @@
+"""Retoucher API and CLI end to end on a tiny synthetic checkpoint and real photos."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vera_mobile.cli import main
+from vera_mobile.errors import InputError
+from vera_mobile.models.reference_encoder import EncoderRenderer
+from vera_mobile.photo_io import load_photo
+from vera_mobile.runtime.render import render_pixels
+from vera_mobile.runtime.retoucher import Retoucher
+from vera_mobile.runtime.torch_backend import TorchRenderer
+
+from conftest import skimage_photo
+
+
+@pytest.fixture(scope="module")
+def retoucher(tiny_checkpoint):
+    return Retoucher.from_pretrained(tiny_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def reference_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ref") / "encoder_renderer.pth"
+    torch.save({"model_state_dict": EncoderRenderer().state_dict(), "epoch": 1}, path)
+    return path
+
+
+def test_auto_mode_end_to_end(retoucher, sample_photo, tmp_path):
+    pieces = []
+    result = retoucher.retouch(sample_photo, mode="auto", max_new_tokens=8, on_token=pieces.append)
+    photo = load_photo(sample_photo)
+    assert result.image.shape == photo.pixels.shape and result.image.dtype == np.uint8
+    assert result.latent.shape == (3 * 64,) and np.isfinite(result.latent).all()
+    assert result.num_tokens == 8 + len(result.forced_retouch_tokens)
+    assert "".join(pieces).strip() == result.text
+    assert set(result.timings) >= {"load", "vision", "generate", "head", "render", "total"}
+    assert not np.array_equal(result.image, photo.pixels)  # the renderer changed the photo
+    saved = Image.open(result.save(tmp_path / "out.png"))
+    assert saved.size == photo.size and saved.info.get("icc_profile")
+    summary = json.loads(json.dumps(result.summary()))
+    assert summary["mode"] == "auto" and len(summary["latent"]) == 192
+
+
+def test_param_mode_masks_latent_groups_and_skips_vision(retoucher, sample_photo):
+    result = retoucher.retouch(sample_photo, mode="param", params={"Exposure2012": 30}, max_new_tokens=4)
+    assert result.mask == (1.0, 0.0, 0.0)
+    assert np.all(result.latent[64:] == 0) and np.any(result.latent[:64] != 0)
+    assert result.timings["vision"] < 0.05  # no vision tower in param mode
+
+
+def test_same_request_gives_same_result(retoucher, sample_photo):
+    a = retoucher.retouch(sample_photo, mode="style", prompt="warm film", max_new_tokens=6)
+    b = retoucher.retouch(sample_photo, mode="style", prompt="warm film", max_new_tokens=6)
+    assert a.text == b.text and np.array_equal(a.latent, b.latent) and np.array_equal(a.image, b.image)
+
+
+def test_bad_requests_fail_before_any_work(retoucher, sample_photo):
+    with pytest.raises(InputError, match="style mode needs a text instruction"):
+        retoucher.retouch(sample_photo, mode="style")
+    with pytest.raises(InputError, match="unknown slider"):
+        retoucher.retouch(sample_photo, mode="param", params={"Exposur": 1})
+    with pytest.raises(InputError, match="mode 'reference' needs a model"):
+        retoucher.retouch(sample_photo, mode="reference", reference=(sample_photo, sample_photo))
+    with pytest.raises(InputError, match="max_new_tokens must be at least 1"):
+        retoucher.retouch(sample_photo, max_new_tokens=0)
+
+
+def test_renderer_tiles_give_identical_output(tiny_planner):
+    pixels = load_photo(skimage_photo("astronaut.png")).pixels[:96, :80]
+    renderer = TorchRenderer(tiny_planner.renderer)
+    latent = np.random.default_rng(0).normal(size=192).astype(np.float32)
+    outputs = [render_pixels(renderer, pixels, latent, tile=t) for t in (1_000_000, 7, 1000, 4096)]
+    for out in outputs[1:]:
+        assert np.array_equal(out, outputs[0])
+    # and equal to upstream's whole-image forward, quantised as upstream does
+    image = torch.from_numpy((pixels.astype(np.float32) / 255 - 0.5) * 2).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        upstream = tiny_planner.renderer.render_image(image, torch.from_numpy(latent)[None])
+    expected = np.round(upstream[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).astype(np.uint8)
+    assert np.abs(outputs[0].astype(int) - expected).max() <= 1
+    assert (outputs[0] == expected).mean() > 0.999
+
+
+def test_reference_mode(reference_checkpoint, sample_photo):
+    retoucher = Retoucher.from_pretrained(reference_checkpoint)
+    assert retoucher.modes == ("reference",)
+    before = skimage_photo("coffee.png")
+    after = skimage_photo("chelsea.png")
+    result = retoucher.retouch(sample_photo, mode="reference", reference=(before, after))
+    assert result.latent.shape == (2688,) and result.image.shape == load_photo(sample_photo).pixels.shape
+    with pytest.raises(InputError, match="reference mode needs reference=\\(before, after\\)"):
+        retoucher.retouch(sample_photo, mode="reference")
+
+
+def test_cli_retouch_writes_outputs_for_several_photos(tiny_checkpoint, sample_photo, tmp_path, capsys):
+    second = tmp_path / "in" / "astronaut.png"
+    second.parent.mkdir()
+    second.write_bytes(skimage_photo("astronaut.png").read_bytes())
+    out = tmp_path / "out"
+    code = main(["retouch", str(sample_photo), str(second), "--model", str(tiny_checkpoint),
+                 "--out", str(out), "--max-new-tokens", "4"])
+    assert code == 0
+    for stem in ("sample_coffee", "astronaut"):
+        assert Image.open(out / f"{stem}.png").size == load_photo(second if stem == "astronaut" else sample_photo).size
+        assert (out / f"{stem}.txt").is_file()
+        record = json.loads((out / f"{stem}.json").read_text())
+        assert record["mode"] == "auto" and len(record["latent"]) == 192
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{s}.{e}" for s in ("sample_coffee", "astronaut") for e in ("png", "txt", "json"))  # no temp files left
+
+
+def test_cli_reference_form(reference_checkpoint, sample_photo, tmp_path):
+    out = tmp_path / "ref_out"
+    code = main(["retouch", "--mode", "reference", "--model", str(reference_checkpoint),
+                 "--ref-before", str(skimage_photo("coffee.png")), "--ref-after", str(skimage_photo("rocket.jpg")),
+                 str(sample_photo), "--out", str(out)])
+    assert code == 0 and Image.open(out / "sample_coffee.png").size == (600, 400)
+
+
+def test_cli_refuses_to_overwrite_inputs_and_colliding_stems(tiny_checkpoint, tmp_path, capsys):
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (32, 24), (200, 10, 10)).save(photo)
+    before = photo.read_bytes()
+    code = main(["retouch", str(photo), "--model", str(tiny_checkpoint), "--out", str(tmp_path)])
+    assert code == 2 and "is an input photo" in capsys.readouterr().err
+    assert photo.read_bytes() == before
+    other = tmp_path / "sub" / "photo.jpg"
+    other.parent.mkdir()
+    Image.new("RGB", (32, 24)).save(other)
+    code = main(["retouch", str(photo), str(other), "--model", str(tiny_checkpoint), "--out", str(tmp_path / "o")])
+    assert code == 2 and "would both write photo.png" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_errors_are_one_line_and_exit_2(tiny_checkpoint, tmp_path, capsys):
+    cases = [
+        ["retouch", str(tmp_path / "missing.jpg"), "--model", str(tiny_checkpoint), "--out", str(tmp_path)],
+        ["retouch", str(tmp_path / "x.jpg"), "--model", str(tmp_path / "nope"), "--out", str(tmp_path)],
+        ["retouch", "x.jpg", "--mode", "reference", "--model", "m.pth", "--out", str(tmp_path)],
+        ["inspect", str(tmp_path / "nothing")],
+    ]
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.jpg")
+    for argv in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("vera-mobile: error: ") and err.count("\n") == 1, err
+
+
+def test_cli_inspect(tiny_checkpoint, capsys):
+    assert main(["inspect", str(tiny_checkpoint)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["key_check"] == "ok" and report["tokenizer"]["retouch_token_ids"]["light"] == 151649
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--max-new-tokens", "4"]) == 0
+    assert Image.open(tmp_path / "demo" / "sample_coffee.png").size == (600, 400)
+    assert Path(tmp_path / "demo" / "sample_coffee.json").is_file()

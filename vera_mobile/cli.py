@@ -1,0 +1,206 @@
+"""`vera-mobile` command line: retouch, prompt, inspect, synthetic-checkpoint, demo.
+
+Errors the user can fix print one clear line to stderr and exit with status 2; nothing is
+written for a photo whose run failed, and inputs are never overwritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from .errors import InputError, VeraError
+from .prompts import MODES, PLANNER_MODES, Request
+
+SAMPLE_PHOTO = Path(__file__).parent / "assets" / "sample_coffee.jpg"
+
+
+def _read_params(path: str | None) -> dict | None:
+    if path is None:
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: params file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object of slider name → value or {{'value': number}}")
+    return data
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a text file so that it either appears whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _output_paths(photos: Sequence[str], out_dir: Path) -> list[Path]:
+    """`DIR/<stem>.png` per photo; refuses collisions and paths that would overwrite an input."""
+    stems: dict[str, str] = {}
+    inputs = {Path(p).resolve() for p in photos}
+    paths = []
+    for photo in photos:
+        stem = Path(photo).name.split(".")[0]  # upstream's rule: basename up to the first dot
+        if stem in stems:
+            raise InputError(f"{photo} and {stems[stem]} would both write {stem}.png; retouch them in separate runs")
+        stems[stem] = photo
+        target = out_dir / f"{stem}.png"
+        if target.resolve() in inputs:
+            raise InputError(f"{target} is an input photo; choose another --out directory")
+        paths.append(target)
+    return paths
+
+
+def cmd_prompt(args: argparse.Namespace) -> int:
+    request = Request(mode=args.mode, prompt=args.prompt, params=_read_params(args.params))
+    sys.stdout.write(request.full_prompt() + "\n")
+    return 0
+
+
+def cmd_retouch(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .runtime.retoucher import Retoucher
+
+    params = _read_params(args.params)
+    Request(mode=args.mode, prompt=args.prompt, params=params)  # validate before loading a model
+    if args.mode == "reference" and not (args.ref_before and args.ref_after):
+        raise InputError("reference mode needs --ref-before and --ref-after (an example edit to imitate)")
+    out_dir = Path(args.out)
+    targets = _output_paths(args.photos, out_dir)
+    missing = [p for p in args.photos if not Path(p).is_file()]
+    if missing:
+        raise InputError(f"photo(s) not found: {', '.join(missing)}")
+
+    retoucher = Retoucher.from_pretrained(args.model, dtype=args.dtype)
+    stream = (lambda piece: print(piece, end="", flush=True)) if args.stream else None
+    bar = tqdm(list(zip(args.photos, targets)), desc="retouch", unit="photo", disable=len(targets) < 2 or args.stream)
+    for photo, target in bar:
+        result = retoucher.retouch(
+            photo,
+            mode=args.mode,
+            prompt=args.prompt,
+            params=params,
+            reference=(args.ref_before, args.ref_after) if args.mode == "reference" else None,
+            on_token=stream,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed,
+        )
+        if stream:
+            print()
+        result.save(target, protect=args.photos)
+        if args.mode != "reference":
+            write_text_atomic(target.with_suffix(".txt"), result.text + "\n")
+        summary = {"photo": str(photo), **result.summary()}
+        write_text_atomic(target.with_suffix(".json"), json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        forced = f", forced {' '.join(result.forced_retouch_tokens)}" if result.forced_retouch_tokens else ""
+        tqdm.write(f"{photo} -> {target} ({result.num_tokens} tokens, {result.timings['total']:.2f} s{forced})")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .describe import describe
+
+    print(json.dumps(describe(Path(args.path)), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_synthetic(args: argparse.Namespace) -> int:
+    from .testing.synthetic import write_synthetic_checkpoint
+
+    out = write_synthetic_checkpoint(args.out, size=args.size, dtype=args.dtype, seed=args.seed)
+    print(f"wrote a random-weight {args.size} checkpoint in the upstream layout to {out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Retouch the bundled sample photo end to end (random-weight synthetic model for now)."""
+    from .testing.synthetic import write_synthetic_checkpoint
+
+    model_dir = Path(args.out) / "synthetic-tiny-checkpoint"
+    if not (model_dir / "model.safetensors").is_file():
+        print(f"writing a random-weight tiny checkpoint (upstream layout) to {model_dir}", file=sys.stderr)
+        write_synthetic_checkpoint(model_dir, size="tiny")
+    retouch = argparse.Namespace(
+        photos=[str(SAMPLE_PHOTO)], model=str(model_dir), mode="auto", prompt=None, params=None,
+        ref_before=None, ref_after=None, out=args.out, max_new_tokens=args.max_new_tokens,
+        temperature=0.0, top_p=1.0, seed=None, dtype="float32", stream=True,
+    )
+    print("reasoning (random weights: the text is noise until a trained model is loaded):", file=sys.stderr)
+    return cmd_retouch(retouch)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vera-mobile", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("retouch", help="retouch photos (auto, style, param or reference mode)")
+    p.add_argument("photos", nargs="+", metavar="PHOTO")
+    p.add_argument("--model", required=True, help="planner checkpoint directory, or encoder_renderer.pth for reference mode")
+    p.add_argument("--mode", choices=MODES, default="auto")
+    p.add_argument("--prompt", help="style mode: the text instruction")
+    p.add_argument("--params", help="param mode: JSON file of slider values on a ±100 scale")
+    p.add_argument("--ref-before", help="reference mode: the example photo before its edit")
+    p.add_argument("--ref-after", help="reference mode: the example photo after its edit")
+    p.add_argument("--out", required=True, help="output directory (DIR/<stem>.png, .txt, .json)")
+    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default, deterministic)")
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=None, help="sampling seed (with --temperature > 0)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    p.add_argument("--stream", action="store_true", help="print the reasoning as it is generated")
+    p.set_defaults(func=cmd_retouch)
+
+    p = sub.add_parser("prompt", help="print the exact chat-formatted prompt the planner sees")
+    p.add_argument("--mode", choices=PLANNER_MODES, default="auto")
+    p.add_argument("--prompt", help="style mode: the text instruction")
+    p.add_argument("--params", help="param mode: JSON file of slider values")
+    p.set_defaults(func=cmd_prompt)
+
+    p = sub.add_parser("inspect", help="describe a checkpoint directory or encoder_renderer.pth")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("synthetic-checkpoint", help="write a random-weight checkpoint in the upstream layout")
+    p.add_argument("--size", choices=("tiny", "full"), default="tiny")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_synthetic)
+
+    p = sub.add_parser("demo", help="retouch the bundled sample photo end to end")
+    p.add_argument("--out", default="vera-demo", help="output directory (default: ./vera-demo)")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except VeraError as err:
+        print(f"vera-mobile: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vera-mobile: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The runtime: one generation loop and one tiled renderer over pluggable backends."""

@@ -1,0 +1,222 @@
+"""`Retoucher`: photo + instruction in, reasoning text + retouched photo out.
+
+    retoucher = Retoucher.from_pretrained("checkpoints/VeraRetouch")
+    result = retoucher.retouch("photo.jpg", mode="auto", on_token=print)
+    result.save("out/photo.png")
+
+The same API serves every backend; this module wires a backend's methods to the shared
+generation loop (generation.py) and the shared tiled renderer (render.py).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from ..photo_io import Photo, load_photo, planner_view, reference_view, save_photo
+from ..plan import Plan, parse_plan
+from ..prompts import Request
+from ..tokenizer import Tokenizer
+from .generation import PlannerBackend, SamplingOptions, generate, prompt_embeddings
+from .render import DEFAULT_TILE, RendererBackend, render_pixels
+
+PhotoLike = Any  # a path, bytes, a PIL image or a loaded Photo
+REFERENCE_CHECKPOINT = "encoder_renderer.pth"
+
+
+@dataclass
+class RetouchResult:
+    """Everything one retouch produced. `image` has the input's size, bit depth and orientation."""
+
+    mode: str
+    image: np.ndarray  # (H, W, 3) uint8 or uint16, sRGB
+    latent: np.ndarray  # (3 * latent_dim,) after the mask
+    mask: tuple[float, float, float]
+    text: str = ""  # the reasoning as upstream saves it (special tokens removed, stripped)
+    raw_text: str = ""  # the same with section and retouch tokens kept
+    plan: Plan = field(default_factory=Plan)
+    forced_retouch_tokens: list[str] = field(default_factory=list)  # appended because generation omitted them
+    stop_reason: str = ""
+    num_tokens: int = 0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    source: Photo | None = field(default=None, repr=False)
+
+    def save(self, path: str | Path, protect: Sequence[str | Path] = ()) -> Path:
+        """Write the retouched photo atomically (sRGB profile, EXIF and alpha carried over)."""
+        return save_photo(self.image, path, like=self.source, protect=protect)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready record: plan, latent, flags and timings."""
+        return {
+            "mode": self.mode,
+            "text": self.text,
+            "plan": self.plan.to_dict(),
+            "mask": list(self.mask),
+            "latent": [round(float(v), 6) for v in self.latent],
+            "forced_retouch_tokens": self.forced_retouch_tokens,
+            "stop_reason": self.stop_reason,
+            "num_tokens": self.num_tokens,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+class Retoucher:
+    """Runs the planner (auto/style/param) and/or the reference encoder, then the renderer."""
+
+    def __init__(
+        self,
+        planner: PlannerBackend | None = None,
+        tokenizer: Tokenizer | None = None,
+        renderer: RendererBackend | None = None,
+        eos_ids: Sequence[int] = (),
+        image_size: int = 1024,
+        reference: Any | None = None,
+        reference_renderer: RendererBackend | None = None,
+    ) -> None:
+        self.planner, self.tokenizer, self.renderer = planner, tokenizer, renderer
+        self.eos_ids, self.image_size = tuple(eos_ids), image_size
+        self.reference, self.reference_renderer = reference, reference_renderer
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, reference: str | Path | None = None, dtype: str = "float32"
+    ) -> "Retoucher":
+        """Load a planner checkpoint directory and/or an `encoder_renderer.pth` (torch backend).
+
+        A directory is a planner checkpoint; an `encoder_renderer.pth` inside it (or passed as
+        `reference`) enables reference mode. A `.pth` file alone gives a reference-only retoucher.
+        """
+        import torch
+
+        from ..models.checkpoint import load_planner
+        from ..models.reference_checkpoint import load_encoder_renderer
+        from .torch_backend import TorchPlanner, TorchReferenceEncoder, TorchRenderer
+
+        torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype)
+        if torch_dtype is None:
+            raise InputError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
+        path = Path(path)
+        kwargs: dict[str, Any] = {}
+        if path.is_dir():
+            model, _ = load_planner(path, dtype=torch_dtype)
+            kwargs.update(
+                planner=TorchPlanner(model),
+                tokenizer=Tokenizer.from_dir(path),
+                renderer=TorchRenderer(model.renderer),
+                eos_ids=model.config.eos_token_ids,
+                image_size=model.config.vision.image_size,
+            )
+            if reference is None and (path / REFERENCE_CHECKPOINT).is_file():
+                reference = path / REFERENCE_CHECKPOINT
+        elif reference is None:
+            reference = path
+        if reference is not None:
+            encoder_renderer = load_encoder_renderer(reference)
+            kwargs.update(
+                reference=TorchReferenceEncoder(encoder_renderer),
+                reference_renderer=TorchRenderer(encoder_renderer.decoder),
+            )
+        return cls(**kwargs)
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The modes this retoucher can run with what it has loaded."""
+        planner_modes = ("auto", "style", "param") if self.planner is not None else ()
+        return planner_modes + (("reference",) if self.reference is not None else ())
+
+    def retouch(
+        self,
+        photo: PhotoLike,
+        mode: str = "auto",
+        prompt: str | None = None,
+        params: Mapping[str, object] | None = None,
+        reference: tuple[PhotoLike, PhotoLike] | None = None,
+        on_token: Callable[[str], None] | None = None,
+        max_new_tokens: int = 1024,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        tile: int = DEFAULT_TILE,
+    ) -> RetouchResult:
+        """Retouch one photo. Greedy decoding unless `temperature > 0` (then `seed` fixes it)."""
+        request = Request(mode=mode, prompt=prompt, params=params)
+        if mode not in self.modes:
+            loaded = ", ".join(self.modes) or "none"
+            raise InputError(f"mode {mode!r} needs a model this retoucher has not loaded (available: {loaded})")
+        if max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+        source = photo if isinstance(photo, Photo) else load_photo(photo)
+        timings["load"] = time.perf_counter() - clock
+
+        if mode == "reference":
+            result = self._reference_latent(request, reference, timings)
+            renderer = self.reference_renderer
+        else:
+            options = SamplingOptions(max_new_tokens, temperature, top_p, seed)
+            result = self._plan(request, source, options, on_token, timings)
+            renderer = self.renderer
+
+        clock = time.perf_counter()
+        result.image = render_pixels(renderer, source.pixels, result.latent, tile=tile)
+        timings["render"] = time.perf_counter() - clock
+        timings["total"] = sum(timings.values())
+        result.timings, result.source = timings, source
+        return result
+
+    def _plan(
+        self,
+        request: Request,
+        photo: Photo,
+        options: SamplingOptions,
+        on_token: Callable[[str], None] | None,
+        timings: dict[str, float],
+    ) -> RetouchResult:
+        assert self.planner is not None and self.tokenizer is not None
+        clock = time.perf_counter()
+        features = None
+        # Param mode's prompt has no <image>: upstream computes the features and drops them; we skip them.
+        if request.uses_image_tokens:
+            features = self.planner.encode_image(planner_view(photo, self.image_size))
+        timings["vision"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        embeds = prompt_embeddings(self.planner, self.tokenizer.encode_prompt(request.full_prompt()), features)
+        generation = generate(self.planner, self.tokenizer, embeds, self.eos_ids, options, on_token)
+        timings["generate"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        mask = request.mask()
+        latent = self.planner.latent(generation.retouch_hidden, np.asarray(mask, dtype=np.float32))
+        timings["head"] = time.perf_counter() - clock
+        raw_text = self.tokenizer.decode(generation.token_ids, skip_special_tokens=False)
+        return RetouchResult(
+            mode=request.mode,
+            image=np.empty(0),
+            latent=latent,
+            mask=mask,
+            text=self.tokenizer.decode(generation.token_ids, skip_special_tokens=True).strip(),
+            raw_text=raw_text,
+            plan=parse_plan(raw_text),
+            forced_retouch_tokens=generation.forced_tokens,
+            stop_reason=generation.stop_reason,
+            num_tokens=len(generation.token_ids),
+        )
+
+    def _reference_latent(
+        self, request: Request, reference: tuple[PhotoLike, PhotoLike] | None, timings: dict[str, float]
+    ) -> RetouchResult:
+        if reference is None or len(reference) != 2:
+            raise InputError("reference mode needs reference=(before, after): an example edit to imitate")
+        clock = time.perf_counter()
+        before, after = (p if isinstance(p, Photo) else load_photo(p) for p in reference)
+        mask = request.mask()
+        latent = self.reference.encode(reference_view(before), reference_view(after), np.asarray(mask, np.float32))
+        timings["reference_encoder"] = time.perf_counter() - clock
+        return RetouchResult(mode="reference", image=np.empty(0), latent=latent, mask=mask)
