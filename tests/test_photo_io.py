@@ -623,7 +623,7 @@ def test_planner_view_of_16_bit_photo_uses_rounded_8_bit():
 def test_renderer_input_is_full_size_in_minus_one_to_one():
     pixels = np.zeros((3, 5, 3), dtype=np.uint8)
     pixels[0, 0] = 255
-    values = renderer_input(photo_of(pixels))
+    values = renderer_input(photo_of(pixels).pixels)
 
     assert values.shape == (3, 5, 3) and values.dtype == np.float32
     assert values.min() == -1 and values.max() == 1
@@ -632,7 +632,7 @@ def test_renderer_input_is_full_size_in_minus_one_to_one():
 
 def test_renderer_input_16_bit():
     pixels = np.array([[[0, 65535, 32768]]], dtype=np.uint16)
-    values = renderer_input(photo_of(pixels))
+    values = renderer_input(photo_of(pixels).pixels)
 
     assert values[0, 0, 0] == -1 and values[0, 0, 1] == 1
     assert values[0, 0, 2] == pytest.approx(1 / 65535, abs=1e-6)

@@ -163,3 +163,21 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--max-new-tokens", "4"]) == 0
     assert Image.open(tmp_path / "demo" / "sample_coffee.png").size == (600, 400)
     assert Path(tmp_path / "demo" / "sample_coffee.json").is_file()
+
+
+def test_cli_one_bad_photo_does_not_stop_the_others(tiny_checkpoint, sample_photo, tmp_path, capsys):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    out = tmp_path / "out"
+    code = main(["retouch", str(broken), str(sample_photo), "--model", str(tiny_checkpoint),
+                 "--out", str(out), "--max-new-tokens", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "1 of 2 photo(s) failed" in err and "broken.jpg" in err
+    assert sorted(p.name for p in out.iterdir()) == ["sample_coffee.json", "sample_coffee.png", "sample_coffee.txt"]
+
+
+def test_progress_reports_reasoning_tokens_and_rendered_pixels(retoucher, sample_photo):
+    seen = {}
+    retoucher.retouch(sample_photo, max_new_tokens=3, progress=lambda s, d, t: seen.setdefault(s, []).append((d, t)))
+    assert seen["reasoning"][-1] == (3, 3)
+    assert seen["render"][-1] == (600 * 400, 600 * 400)

@@ -64,6 +64,28 @@ def _output_paths(photos: Sequence[str], out_dir: Path) -> list[Path]:
     return paths
 
 
+class StageProgress:
+    """Progress bars (stderr) for the stages of one photo: reasoning tokens, rendered pixels."""
+
+    def __init__(self, skip: Sequence[str] = ()) -> None:
+        self.skip, self.bars = tuple(skip), {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if stage in self.skip:
+            return
+        if stage not in self.bars:
+            unit = "tok" if stage == "reasoning" else "px"
+            self.bars[stage] = tqdm(total=total, desc=stage, unit=unit, unit_scale=unit == "px", leave=False)
+        self.bars[stage].update(done - self.bars[stage].n)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+
+
 def cmd_prompt(args: argparse.Namespace) -> int:
     request = Request(mode=args.mode, prompt=args.prompt, params=_read_params(args.params))
     sys.stdout.write(request.full_prompt() + "\n")
@@ -87,29 +109,35 @@ def cmd_retouch(args: argparse.Namespace) -> int:
 
     retoucher = Retoucher.from_pretrained(args.model, dtype=args.dtype)
     stream = (lambda piece: print(piece, end="", flush=True)) if args.stream else None
+    reference = (args.ref_before, args.ref_after) if args.mode == "reference" else None
+    failed: list[str] = []
     bar = tqdm(list(zip(args.photos, targets)), desc="retouch", unit="photo", disable=len(targets) < 2 or args.stream)
     for photo, target in bar:
-        result = retoucher.retouch(
-            photo,
-            mode=args.mode,
-            prompt=args.prompt,
-            params=params,
-            reference=(args.ref_before, args.ref_after) if args.mode == "reference" else None,
-            on_token=stream,
-            max_new_tokens=args.max_new_tokens,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            seed=args.seed,
-        )
-        if stream:
-            print()
-        result.save(target, protect=args.photos)
+        stages = StageProgress(skip=("reasoning",) if stream else ())
+        try:
+            result = retoucher.retouch(
+                photo, mode=args.mode, prompt=args.prompt, params=params, reference=reference,
+                on_token=stream, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                top_p=args.top_p, seed=args.seed, progress=stages,
+            )
+            result.save(target, protect=args.photos)
+        except VeraError as err:  # one bad photo does not stop the others; nothing is written for it
+            failed.append(photo)
+            tqdm.write(f"vera-mobile: error: {err}", file=sys.stderr)
+            continue
+        finally:
+            stages.close()
+            if stream:
+                print()
         if args.mode != "reference":
             write_text_atomic(target.with_suffix(".txt"), result.text + "\n")
         summary = {"photo": str(photo), **result.summary()}
         write_text_atomic(target.with_suffix(".json"), json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
         forced = f", forced {' '.join(result.forced_retouch_tokens)}" if result.forced_retouch_tokens else ""
         tqdm.write(f"{photo} -> {target} ({result.num_tokens} tokens, {result.timings['total']:.2f} s{forced})")
+    if failed:
+        print(f"vera-mobile: {len(failed)} of {len(targets)} photo(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -278,14 +278,14 @@ def planner_view(photo: Photo, image_size: int = 1024) -> np.ndarray:
     return _chw_unit(final)
 
 
-def renderer_input(photo: Photo) -> np.ndarray:
-    """The renderer input: the full-resolution photo as float32 (H, W, 3) RGB in [-1, 1].
+def renderer_input(pixels: np.ndarray) -> np.ndarray:
+    """Renderer input for full-resolution pixels (a whole photo or a tile of it): float32 in [-1, 1].
 
-    Computed as `(pixels / maxval - 0.5) * 2` with maxval 255 or 65535; never resized.
+    Computed as upstream does, `(pixels / maxval - 0.5) * 2` with maxval 255 or 65535; never
+    resized. The runtime converts one tile at a time, so a 48 MP photo never exists as float32.
     """
-    values = photo.pixels.astype(np.float32)
-    # In-place steps: a 48 MP photo is 0.6 GB as float32, so avoid extra temporaries.
-    values /= np.iinfo(photo.pixels.dtype).max
+    values = pixels.astype(np.float32)
+    values /= np.iinfo(pixels.dtype).max
     values -= 0.5
     values *= 2
     return values
@@ -336,15 +336,13 @@ def _chw_unit(image: Image.Image) -> np.ndarray:
 
 
 def to_pixels(rgb01: np.ndarray, bit_depth: int = 8) -> np.ndarray:
-    """Float (H, W, 3) RGB in [0, 1] to uint8 or uint16 pixels: clip, scale, round half to even."""
+    """Float (..., 3) RGB in [0, 1] (a photo or a tile) to uint8/uint16: clip, scale, round half to even."""
     dtypes = {8: np.uint8, 16: np.uint16}
     if bit_depth not in dtypes:
         raise InputError(f"bit_depth must be 8 or 16, not {bit_depth!r}")
     values = np.asarray(rgb01)
-    if values.ndim != 3 or values.shape[2] != 3 or not np.issubdtype(values.dtype, np.floating):
-        raise InputError(
-            f"expected a float (H, W, 3) array, got {values.dtype} with shape {values.shape}"
-        )
+    if values.ndim < 2 or values.shape[-1] != 3 or not np.issubdtype(values.dtype, np.floating):
+        raise InputError(f"expected a float (..., 3) RGB array, got {values.dtype} with shape {values.shape}")
     dtype = dtypes[bit_depth]
     return np.round(np.clip(values, 0.0, 1.0) * np.iinfo(dtype).max).astype(dtype)
 

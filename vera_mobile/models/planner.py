@@ -17,7 +17,7 @@ from torch import nn
 
 from .config import PlannerConfig
 from .fastvit import FastViTHD
-from .renderer import ConditionalMLPDecoder
+from .renderer import ConditionalMLPDecoder, expand_mask
 
 
 def build_projector(in_dim: int, out_dim: int) -> nn.Sequential:
@@ -33,11 +33,6 @@ def build_retouch_head(latent_dim: int, hidden_dim: int) -> nn.Sequential:
         nn.Linear(hidden_dim, hidden_dim), nn.LayerNorm(hidden_dim), nn.GELU(),
         nn.Linear(hidden_dim, width),
     )
-
-
-def expand_mask(mask: torch.Tensor, latent_dim: int) -> torch.Tensor:
-    """[B, 3] group mask → [B, 3*latent_dim], each flag repeated over its latent slice."""
-    return mask.repeat_interleave(latent_dim, dim=-1)
 
 
 class VeraPlanner(nn.Module):

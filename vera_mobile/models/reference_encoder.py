@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .renderer import LATENT_DIM, ConditionalMLPDecoder
+from .renderer import ConditionalMLPDecoder, LATENT_DIM, expand_mask
 
 ENCODER_PARAMS = 12_614_020
 ENCODER_RENDERER_PARAMS = 15_191_815
@@ -155,8 +155,7 @@ class EncoderRenderer(nn.Module):
     def encode(self, ref_before: torch.Tensor, ref_after: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """References [B, 3, h, w] in [-1, 1] + group mask [B, 3] → masked latent [B, 3*latent_dim]."""
         latent = self.encoder(torch.cat([ref_before, ref_after], dim=1))
-        # Each of the three mask flags gates its own latent_dim-wide slice of the latent.
-        return latent * mask.to(latent.dtype).repeat_interleave(self.latent_dim, dim=-1)
+        return latent * expand_mask(mask.to(latent.dtype), self.latent_dim)
 
     def forward(
         self,

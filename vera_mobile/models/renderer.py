@@ -25,6 +25,11 @@ HIDDEN_DIMS = (128, 256, 512)
 RENDERER_PARAMS = 2_577_795  # parameters of the default configuration
 
 
+def expand_mask(mask: torch.Tensor, latent_dim: int) -> torch.Tensor:
+    """[..., 3] group mask → [..., 3*latent_dim]: each flag gates its own latent slice."""
+    return mask.repeat_interleave(latent_dim, dim=-1)
+
+
 class ConditionalMLPDecoder(nn.Module):
     """Upstream's `ConditionalMLPDecoder` with cond "add" and a sigmoid output (the released config)."""
 

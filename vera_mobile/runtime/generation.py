@@ -115,8 +115,12 @@ def generate(
     eos_ids: Sequence[int],
     options: SamplingOptions,
     on_token: Callable[[str], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> Generation:
-    """Generate the reasoning text and gather the three retouch hidden states."""
+    """Generate the reasoning text and gather the three retouch hidden states.
+
+    `on_token` receives each new piece of display text; `on_step` the number of tokens so far.
+    """
     sample = options.make_sampler()
     streamer = TextStreamer(tokenizer, on_token)
     retouch_ids = tokenizer.retouch_ids
@@ -135,6 +139,8 @@ def generate(
             states[token] = hidden  # the state whose logits produced this retouch token
         generated.append(token)
         streamer.push(token)
+        if on_step is not None:
+            on_step(len(generated))
         if len(generated) < options.max_new_tokens:
             logits, hidden = backend.decode(backend.embed(np.asarray([token], dtype=np.int64)))
 

@@ -11,6 +11,9 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from ..errors import InputError
+from ..photo_io import renderer_input, to_pixels
+
 DEFAULT_TILE = 262_144  # pixels per tile (512 × 512), upstream's recommended chunk
 
 
@@ -27,18 +30,18 @@ def render_pixels(
 ) -> np.ndarray:
     """Render an (H, W, 3) uint8/uint16 photo; returns the same shape and dtype.
 
-    Quantisation matches upstream: clip to [0, 1], scale, round half to even.
+    Input scaling and output quantisation (clip, scale, round half to even) are upstream's.
     """
     if tile <= 0:
-        raise ValueError(f"tile must be a positive number of pixels, got {tile}")
-    max_value = float(np.iinfo(pixels.dtype).max)
+        raise InputError(f"tile must be a positive number of pixels, got {tile}")
+    bit_depth = 8 * pixels.dtype.itemsize
     flat_in = pixels.reshape(-1, 3)
     out = np.empty_like(pixels)
     flat_out = out.reshape(-1, 3)
     for start in range(0, flat_in.shape[0], tile):
-        chunk = flat_in[start:start + tile].astype(np.float32) / max_value
-        rgb = backend.render_points((chunk - 0.5) * 2.0, latent)  # upstream: (ToTensor(x) - 0.5) * 2
-        flat_out[start:start + tile] = np.round(np.clip(rgb, 0.0, 1.0) * max_value)
+        chunk = flat_in[start:start + tile]
+        rgb = backend.render_points(renderer_input(chunk), latent)
+        flat_out[start:start + tile] = to_pixels(rgb, bit_depth)
         if progress is not None:
             progress(chunk.shape[0])
     return out

@@ -142,8 +142,13 @@ class Retoucher:
         top_p: float = 1.0,
         seed: int | None = None,
         tile: int = DEFAULT_TILE,
+        progress: Callable[[str, int, int], None] | None = None,
     ) -> RetouchResult:
-        """Retouch one photo. Greedy decoding unless `temperature > 0` (then `seed` fixes it)."""
+        """Retouch one photo. Greedy decoding unless `temperature > 0` (then `seed` fixes it).
+
+        `on_token` streams the reasoning text; `progress(stage, done, total)` reports the
+        "reasoning" stage in tokens (total = max_new_tokens) and the "render" stage in pixels.
+        """
         request = Request(mode=mode, prompt=prompt, params=params)
         if mode not in self.modes:
             loaded = ", ".join(self.modes) or "none"
@@ -160,11 +165,19 @@ class Retoucher:
             renderer = self.reference_renderer
         else:
             options = SamplingOptions(max_new_tokens, temperature, top_p, seed)
-            result = self._plan(request, source, options, on_token, timings)
+            on_step = None if progress is None else (lambda n: progress("reasoning", n, max_new_tokens))
+            result = self._plan(request, source, options, on_token, on_step, timings)
             renderer = self.renderer
 
         clock = time.perf_counter()
-        result.image = render_pixels(renderer, source.pixels, result.latent, tile=tile)
+        total_pixels, done = source.size[0] * source.size[1], [0]
+
+        def rendered(count: int) -> None:
+            done[0] += count
+            progress("render", done[0], total_pixels)
+
+        on_tile = None if progress is None else rendered
+        result.image = render_pixels(renderer, source.pixels, result.latent, tile=tile, progress=on_tile)
         timings["render"] = time.perf_counter() - clock
         timings["total"] = sum(timings.values())
         result.timings, result.source = timings, source
@@ -176,6 +189,7 @@ class Retoucher:
         photo: Photo,
         options: SamplingOptions,
         on_token: Callable[[str], None] | None,
+        on_step: Callable[[int], None] | None,
         timings: dict[str, float],
     ) -> RetouchResult:
         assert self.planner is not None and self.tokenizer is not None
@@ -188,7 +202,7 @@ class Retoucher:
 
         clock = time.perf_counter()
         embeds = prompt_embeddings(self.planner, self.tokenizer.encode_prompt(request.full_prompt()), features)
-        generation = generate(self.planner, self.tokenizer, embeds, self.eos_ids, options, on_token)
+        generation = generate(self.planner, self.tokenizer, embeds, self.eos_ids, options, on_token, on_step)
         timings["generate"] = time.perf_counter() - clock
 
         clock = time.perf_counter()

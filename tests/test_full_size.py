@@ -1,0 +1,31 @@
+"""Full FastVLM-0.5B-sized checkpoint in the upstream layout (slow: ~1.3 GB file, ~3 GB RAM)."""
+
+import pytest
+
+from vera_mobile.describe import describe
+from vera_mobile.models.checkpoint import load_planner
+from vera_mobile.runtime.retoucher import Retoucher
+from vera_mobile.testing.synthetic import write_synthetic_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def full_checkpoint(tmp_path_factory):
+    return write_synthetic_checkpoint(tmp_path_factory.mktemp("full") / "VeraRetouch", size="full", dtype="bfloat16")
+
+
+def test_full_size_checkpoint_loads_with_zero_unexplained_keys(full_checkpoint):
+    report = describe(full_checkpoint)
+    assert report["key_check"] == "ok"
+    assert report["tensors"] == 953 and report["tied_lm_head"] is True  # 629 + 290 + 4 + 10 + 20
+    assert report["components"]["vision_tower"]["tensors"] == 629
+    model, load = load_planner(full_checkpoint)
+    assert load.parameters == 634_283_619
+    assert load.stored_dtypes == {"BF16": 909, "I64": 44}
+
+
+def test_full_size_auto_retouch(full_checkpoint, sample_photo):
+    result = Retoucher.from_pretrained(full_checkpoint).retouch(sample_photo, mode="auto", max_new_tokens=4)
+    assert result.latent.shape == (2688,)
+    assert result.image.shape == (400, 600, 3)
