@@ -163,7 +163,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     model_dir = Path(args.out) / "synthetic-tiny-checkpoint"
     if not (model_dir / "model.safetensors").is_file():
         print(f"writing a random-weight tiny checkpoint (upstream layout) to {model_dir}", file=sys.stderr)
-        write_synthetic_checkpoint(model_dir, size="tiny")
+        # Untied output head: a tied random model only ever repeats its last input token.
+        write_synthetic_checkpoint(model_dir, size="tiny", tie_word_embeddings=False)
     retouch = argparse.Namespace(
         photos=[str(SAMPLE_PHOTO)], model=str(model_dir), mode="auto", prompt=None, params=None,
         ref_before=None, ref_after=None, out=args.out, max_new_tokens=args.max_new_tokens,
