@@ -76,7 +76,8 @@ def test_renderer_tiles_give_identical_output(tiny_planner):
     pixels = load_photo(skimage_photo("astronaut.png")).pixels[:96, :80]
     renderer = TorchRenderer(tiny_planner.renderer)
     latent = np.random.default_rng(0).normal(size=192).astype(np.float32)
-    outputs = [render_pixels(renderer, pixels, latent, tile=t) for t in (1_000_000, 7, 1000, 4096)]
+    ones = np.ones(3, np.float32)
+    outputs = [render_pixels(renderer, pixels, latent, ones, tile=t) for t in (1_000_000, 7, 1000, 4096)]
     for out in outputs[1:]:
         assert np.array_equal(out, outputs[0])
     # and equal to upstream's whole-image forward, quantised as upstream does

@@ -177,7 +177,9 @@ class Retoucher:
             progress("render", done[0], total_pixels)
 
         on_tile = None if progress is None else rendered
-        result.image = render_pixels(renderer, source.pixels, result.latent, tile=tile, progress=on_tile)
+        result.image = render_pixels(
+            renderer, source.pixels, result.latent, np.asarray(result.mask, np.float32), tile=tile, progress=on_tile
+        )
         timings["render"] = time.perf_counter() - clock
         timings["total"] = sum(timings.values())
         result.timings, result.source = timings, source

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..models.folded_renderer import FoldedRenderer
 from ..models.planner import VeraPlanner
 
 
@@ -49,17 +50,23 @@ class TorchPlanner:
 
 
 class TorchRenderer:
-    """Runs a `ConditionalMLPDecoder` on one tile of pixels at a time."""
+    """Runs the folded renderer programs (condition once, then render_points per tile)."""
+
+    tile = None  # eager torch takes any number of points
 
     def __init__(self, renderer: torch.nn.Module) -> None:
-        self.renderer = renderer
+        self.folded = FoldedRenderer(renderer)
         self.dtype = next(renderer.parameters()).dtype
 
     @torch.no_grad()
-    def render_points(self, points: np.ndarray, latent: np.ndarray) -> np.ndarray:
-        """[N, 3] RGB in [-1, 1] + [3*latent_dim] latent → [N, 3] RGB in [0, 1]."""
-        out = self.renderer(_tensor(points, self.dtype)[None], _tensor(latent, self.dtype)[None])
-        return out[0].float().numpy()
+    def condition(self, latent: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """[3*latent_dim] latent + [3] mask → flat per-image biases."""
+        return self.folded.condition(_tensor(latent, self.dtype)[None], _tensor(mask, self.dtype)[None])[0].float().numpy()
+
+    @torch.no_grad()
+    def render_points(self, points: np.ndarray, biases: np.ndarray) -> np.ndarray:
+        """[N, 3] RGB in [-1, 1] → [N, 3] RGB in [0, 1]."""
+        return self.folded.render_points(_tensor(points, self.dtype), _tensor(biases, self.dtype)).float().numpy()
 
 
 class TorchReferenceEncoder:
