@@ -34,7 +34,7 @@ def reference_checkpoint(tmp_path_factory):
 
 def test_auto_mode_end_to_end(retoucher, sample_photo, tmp_path):
     pieces = []
-    result = retoucher.retouch(sample_photo, mode="auto", max_new_tokens=8, on_token=pieces.append)
+    result = retoucher.retouch(sample_photo, mode="auto", max_new_tokens=8, on_token=pieces.append, render="exact")
     photo = load_photo(sample_photo)
     assert result.image.shape == photo.pixels.shape and result.image.dtype == np.uint8
     assert result.latent.shape == (3 * 64,) and np.isfinite(result.latent).all()
@@ -46,6 +46,23 @@ def test_auto_mode_end_to_end(retoucher, sample_photo, tmp_path):
     assert saved.size == photo.size and saved.info.get("icc_profile")
     summary = json.loads(json.dumps(result.summary()))
     assert summary["mode"] == "auto" and len(summary["latent"]) == 192
+
+
+def test_lut_render_is_close_to_exact_and_writes_a_cube(retoucher, sample_photo, tmp_path):
+    from vera_mobile.lut import read_cube
+
+    exact = retoucher.retouch(sample_photo, max_new_tokens=4, render="exact")
+    lut = retoucher.retouch(sample_photo, max_new_tokens=4, render="lut", lut_size=33)
+    assert lut.render == "lut" and lut.lut is not None and {"lut_bake", "lut_apply"} <= set(lut.timings)
+    assert np.array_equal(lut.latent, exact.latent)
+    diff = np.abs(lut.image.astype(int) - exact.image.astype(int))
+    assert diff.mean() < 1.0 and diff.max() <= 16, (diff.mean(), diff.max())
+    cube = read_cube(lut.save_cube(tmp_path / "edit.cube"))
+    np.testing.assert_allclose(cube, lut.lut, atol=1e-6)
+    with pytest.raises(InputError, match="exact mode"):
+        exact.save_cube(tmp_path / "nope.cube")
+    with pytest.raises(InputError, match="render must be one of"):
+        retoucher.retouch(sample_photo, render="fast")
 
 
 def test_param_mode_masks_latent_groups_and_skips_vision(retoucher, sample_photo):
@@ -112,9 +129,9 @@ def test_cli_retouch_writes_outputs_for_several_photos(tiny_checkpoint, sample_p
         assert Image.open(out / f"{stem}.png").size == load_photo(second if stem == "astronaut" else sample_photo).size
         assert (out / f"{stem}.txt").is_file()
         record = json.loads((out / f"{stem}.json").read_text())
-        assert record["mode"] == "auto" and len(record["latent"]) == 192
+        assert record["mode"] == "auto" and len(record["latent"]) == 192 and record["render"] == "lut"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"{s}.{e}" for s in ("sample_coffee", "astronaut") for e in ("png", "txt", "json"))  # no temp files left
+        f"{s}.{e}" for s in ("sample_coffee", "astronaut") for e in ("png", "txt", "json", "cube"))  # no temp files
 
 
 def test_cli_reference_form(reference_checkpoint, sample_photo, tmp_path):
@@ -123,6 +140,17 @@ def test_cli_reference_form(reference_checkpoint, sample_photo, tmp_path):
                  "--ref-before", str(skimage_photo("coffee.png")), "--ref-after", str(skimage_photo("rocket.jpg")),
                  str(sample_photo), "--out", str(out)])
     assert code == 0 and Image.open(out / "sample_coffee.png").size == (600, 400)
+    assert (out / "sample_coffee.cube").is_file()
+
+
+@pytest.mark.parametrize("backend", ["executorch", "onnx"])
+def test_cli_exact_render_on_exported_backends_matches_torch(tiny_checkpoint, sample_photo, tmp_path, backend):
+    common = ["retouch", str(sample_photo), "--model", str(tiny_checkpoint), "--max-new-tokens", "2", "--render", "exact"]
+    assert main([*common, "--out", str(tmp_path / "torch")]) == 0
+    assert main([*common, "--backend", backend, "--out", str(tmp_path / backend)]) == 0
+    reference = np.asarray(Image.open(tmp_path / "torch" / "sample_coffee.png")).astype(int)
+    exported = np.asarray(Image.open(tmp_path / backend / "sample_coffee.png")).astype(int)
+    assert np.abs(reference - exported).max() <= 1  # within 1/255 of the torch reference
 
 
 def test_cli_refuses_to_overwrite_inputs_and_colliding_stems(tiny_checkpoint, tmp_path, capsys):
@@ -174,11 +202,12 @@ def test_cli_one_bad_photo_does_not_stop_the_others(tiny_checkpoint, sample_phot
                  "--out", str(out), "--max-new-tokens", "2"])
     err = capsys.readouterr().err
     assert code == 2 and "1 of 2 photo(s) failed" in err and "broken.jpg" in err
-    assert sorted(p.name for p in out.iterdir()) == ["sample_coffee.json", "sample_coffee.png", "sample_coffee.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [f"sample_coffee.{e}" for e in ("cube", "json", "png", "txt")]
 
 
 def test_progress_reports_reasoning_tokens_and_rendered_pixels(retoucher, sample_photo):
     seen = {}
-    retoucher.retouch(sample_photo, max_new_tokens=3, progress=lambda s, d, t: seen.setdefault(s, []).append((d, t)))
+    retoucher.retouch(sample_photo, max_new_tokens=3, render="exact",
+                      progress=lambda s, d, t: seen.setdefault(s, []).append((d, t)))
     assert seen["reasoning"][-1] == (3, 3)
     assert seen["render"][-1] == (600 * 400, 600 * 400)

@@ -16,6 +16,7 @@ from typing import Sequence
 
 from .errors import InputError, VeraError
 from .prompts import MODES, PLANNER_MODES, Request
+from .runtime.retoucher import DEFAULT_RENDER, RENDER_MODES, RENDERER_BACKENDS
 
 SAMPLE_PHOTO = Path(__file__).parent / "assets" / "sample_coffee.jpg"
 
@@ -107,7 +108,7 @@ def cmd_retouch(args: argparse.Namespace) -> int:
     if missing:
         raise InputError(f"photo(s) not found: {', '.join(missing)}")
 
-    retoucher = Retoucher.from_pretrained(args.model, dtype=args.dtype)
+    retoucher = Retoucher.from_pretrained(args.model, dtype=args.dtype, renderer_backend=args.backend)
     stream = (lambda piece: print(piece, end="", flush=True)) if args.stream else None
     reference = (args.ref_before, args.ref_after) if args.mode == "reference" else None
     failed: list[str] = []
@@ -118,9 +119,11 @@ def cmd_retouch(args: argparse.Namespace) -> int:
             result = retoucher.retouch(
                 photo, mode=args.mode, prompt=args.prompt, params=params, reference=reference,
                 on_token=stream, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                top_p=args.top_p, seed=args.seed, progress=stages,
+                top_p=args.top_p, seed=args.seed, progress=stages, render=args.render, lut_size=args.lut_size,
             )
             result.save(target, protect=args.photos)
+            if result.lut is not None:
+                result.save_cube(target.with_suffix(".cube"))
         except VeraError as err:  # one bad photo does not stop the others; nothing is written for it
             failed.append(photo)
             tqdm.write(f"vera-mobile: error: {err}", file=sys.stderr)
@@ -169,6 +172,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         photos=[str(SAMPLE_PHOTO)], model=str(model_dir), mode="auto", prompt=None, params=None,
         ref_before=None, ref_after=None, out=args.out, max_new_tokens=args.max_new_tokens,
         temperature=0.0, top_p=1.0, seed=None, dtype="float32", stream=True,
+        render=DEFAULT_RENDER, lut_size=None, backend="torch",
     )
     print("reasoning (random weights: the text is noise until a trained model is loaded):", file=sys.stderr)
     return cmd_retouch(retouch)
@@ -193,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="sampling seed (with --temperature > 0)")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
     p.add_argument("--stream", action="store_true", help="print the reasoning as it is generated")
+    p.add_argument("--render", choices=RENDER_MODES, default=DEFAULT_RENDER,
+                   help=f"lut: bake a 3D LUT and apply it, also writing DIR/<stem>.cube; exact: every pixel (default {DEFAULT_RENDER})")
+    p.add_argument("--lut-size", type=int, default=None, help="LUT grid size S (S³ points, 2..65; default from measurements)")
+    p.add_argument("--backend", choices=RENDERER_BACKENDS, default="torch", help="runtime for the renderer programs")
     p.set_defaults(func=cmd_retouch)
 
     p = sub.add_parser("prompt", help="print the exact chat-formatted prompt the planner sees")

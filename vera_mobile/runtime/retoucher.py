@@ -10,7 +10,9 @@ generation loop (generation.py) and the shared tiled renderer (render.py).
 
 from __future__ import annotations
 
+import shutil
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -27,6 +29,35 @@ from .render import DEFAULT_TILE, RendererBackend, render_pixels
 
 PhotoLike = Any  # a path, bytes, a PIL image or a loaded Photo
 REFERENCE_CHECKPOINT = "encoder_renderer.pth"
+RENDER_MODES = ("lut", "exact")
+DEFAULT_RENDER = "lut"  # chosen from the measured LUT error (benchmarks/RESULTS.md)
+RENDERER_BACKENDS = ("torch", "executorch", "onnx")
+
+
+def renderer_for(decoder: Any, backend: str) -> RendererBackend:
+    """The folded renderer on one runtime; exported backends get a fresh temporary export."""
+    from .torch_backend import TorchRenderer
+
+    if backend == "torch":
+        return TorchRenderer(decoder)
+    import tempfile
+
+    from export.renderer import export_renderer_executorch, export_renderer_onnx
+
+    from ..models.folded_renderer import FoldedRenderer
+    from .renderer_backends import ExecuTorchRenderer, OnnxRenderer
+
+    folded = FoldedRenderer(decoder).eval()
+    workdir = Path(tempfile.mkdtemp(prefix="vera-renderer-"))
+    if backend == "executorch":
+        runner: RendererBackend = ExecuTorchRenderer(
+            export_renderer_executorch(folded, DEFAULT_TILE, workdir / "renderer.pte")
+        )
+    else:
+        paths = export_renderer_onnx(folded, DEFAULT_TILE, workdir)
+        runner = OnnxRenderer(paths["condition"], paths["render_points"])
+    weakref.finalize(runner, shutil.rmtree, workdir, True)  # the export lives as long as its runner
+    return runner
 
 
 @dataclass
@@ -44,11 +75,21 @@ class RetouchResult:
     stop_reason: str = ""
     num_tokens: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    render: str = "exact"  # "exact" (every pixel through the renderer) or "lut" (baked 3D LUT)
+    lut: np.ndarray | None = field(default=None, repr=False)  # the baked LUT in lut mode
     source: Photo | None = field(default=None, repr=False)
 
     def save(self, path: str | Path, protect: Sequence[str | Path] = ()) -> Path:
         """Write the retouched photo atomically (sRGB profile, EXIF and alpha carried over)."""
         return save_photo(self.image, path, like=self.source, protect=protect)
+
+    def save_cube(self, path: str | Path) -> Path:
+        """Write the baked LUT as a `.cube` file that editors and ffmpeg apply (lut mode only)."""
+        from ..lut import write_cube
+
+        if self.lut is None:
+            raise InputError("this result was rendered in exact mode; render with render='lut' to get a LUT")
+        return write_cube(path, self.lut, title=f"vera-mobile {self.mode}")
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready record: plan, latent, flags and timings."""
@@ -60,6 +101,7 @@ class RetouchResult:
             "latent": [round(float(v), 6) for v in self.latent],
             "forced_retouch_tokens": self.forced_retouch_tokens,
             "stop_reason": self.stop_reason,
+            "render": self.render,
             "num_tokens": self.num_tokens,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
@@ -84,19 +126,27 @@ class Retoucher:
 
     @classmethod
     def from_pretrained(
-        cls, path: str | Path, reference: str | Path | None = None, dtype: str = "float32"
+        cls,
+        path: str | Path,
+        reference: str | Path | None = None,
+        dtype: str = "float32",
+        renderer_backend: str = "torch",
     ) -> "Retoucher":
-        """Load a planner checkpoint directory and/or an `encoder_renderer.pth` (torch backend).
+        """Load a planner checkpoint directory and/or an `encoder_renderer.pth` (torch planner).
 
         A directory is a planner checkpoint; an `encoder_renderer.pth` inside it (or passed as
         `reference`) enables reference mode. A `.pth` file alone gives a reference-only retoucher.
+        `renderer_backend` "executorch" or "onnx" exports the folded renderer to a temporary
+        directory and renders through that runtime instead of eager torch.
         """
         import torch
 
         from ..models.checkpoint import load_planner
         from ..models.reference_checkpoint import load_encoder_renderer
-        from .torch_backend import TorchPlanner, TorchReferenceEncoder, TorchRenderer
+        from .torch_backend import TorchPlanner, TorchReferenceEncoder
 
+        if renderer_backend not in RENDERER_BACKENDS:
+            raise InputError(f"renderer backend must be one of {', '.join(RENDERER_BACKENDS)}, got {renderer_backend!r}")
         torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype)
         if torch_dtype is None:
             raise InputError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
@@ -107,7 +157,7 @@ class Retoucher:
             kwargs.update(
                 planner=TorchPlanner(model),
                 tokenizer=Tokenizer.from_dir(path),
-                renderer=TorchRenderer(model.renderer),
+                renderer=renderer_for(model.renderer, renderer_backend),
                 eos_ids=model.config.eos_token_ids,
                 image_size=model.config.vision.image_size,
             )
@@ -119,7 +169,7 @@ class Retoucher:
             encoder_renderer = load_encoder_renderer(reference)
             kwargs.update(
                 reference=TorchReferenceEncoder(encoder_renderer),
-                reference_renderer=TorchRenderer(encoder_renderer.decoder),
+                reference_renderer=renderer_for(encoder_renderer.decoder, renderer_backend),
             )
         return cls(**kwargs)
 
@@ -141,11 +191,15 @@ class Retoucher:
         temperature: float = 0.0,
         top_p: float = 1.0,
         seed: int | None = None,
+        render: str = DEFAULT_RENDER,
+        lut_size: int | None = None,
         tile: int = DEFAULT_TILE,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> RetouchResult:
         """Retouch one photo. Greedy decoding unless `temperature > 0` (then `seed` fixes it).
 
+        `render="lut"` bakes the photo's colour function into a `lut_size`³ 3D LUT and applies it
+        (fast, measured error in benchmarks/RESULTS.md); `render="exact"` runs every pixel.
         `on_token` streams the reasoning text; `progress(stage, done, total)` reports the
         "reasoning" stage in tokens (total = max_new_tokens) and the "render" stage in pixels.
         """
@@ -155,6 +209,8 @@ class Retoucher:
             raise InputError(f"mode {mode!r} needs a model this retoucher has not loaded (available: {loaded})")
         if max_new_tokens < 1:
             raise InputError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        if render not in RENDER_MODES:
+            raise InputError(f"render must be one of {', '.join(RENDER_MODES)}, got {render!r}")
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         source = photo if isinstance(photo, Photo) else load_photo(photo)
@@ -169,21 +225,43 @@ class Retoucher:
             result = self._plan(request, source, options, on_token, on_step, timings)
             renderer = self.renderer
 
-        clock = time.perf_counter()
-        total_pixels, done = source.size[0] * source.size[1], [0]
+        mask = np.asarray(result.mask, np.float32)
+        if render == "lut":
+            self._render_lut(result, renderer, source, mask, lut_size, timings)
+        else:
+            clock = time.perf_counter()
+            total_pixels, done = source.size[0] * source.size[1], [0]
 
-        def rendered(count: int) -> None:
-            done[0] += count
-            progress("render", done[0], total_pixels)
+            def rendered(count: int) -> None:
+                done[0] += count
+                progress("render", done[0], total_pixels)
 
-        on_tile = None if progress is None else rendered
-        result.image = render_pixels(
-            renderer, source.pixels, result.latent, np.asarray(result.mask, np.float32), tile=tile, progress=on_tile
-        )
-        timings["render"] = time.perf_counter() - clock
+            on_tile = None if progress is None else rendered
+            result.image = render_pixels(renderer, source.pixels, result.latent, mask, tile=tile, progress=on_tile)
+            timings["render"] = time.perf_counter() - clock
+        result.render = render
         timings["total"] = sum(timings.values())
         result.timings, result.source = timings, source
         return result
+
+    @staticmethod
+    def _render_lut(
+        result: RetouchResult,
+        renderer: RendererBackend,
+        photo: Photo,
+        mask: np.ndarray,
+        lut_size: int | None,
+        timings: dict[str, float],
+    ) -> None:
+        from ..lut import DEFAULT_LUT_SIZE, apply_lut, bake_lut
+
+        clock = time.perf_counter()
+        biases = renderer.condition(result.latent, mask)
+        result.lut = bake_lut(renderer, biases, lut_size or DEFAULT_LUT_SIZE)
+        timings["lut_bake"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        result.image = apply_lut(photo.pixels, result.lut)
+        timings["lut_apply"] = time.perf_counter() - clock
 
     def _plan(
         self,
