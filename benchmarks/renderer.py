@@ -7,8 +7,8 @@ For each photo size (megapixels), in one run:
   - exact: our folded renderer streamed in fixed tiles (vera_mobile.runtime.render.render_pixels)
     on each backend (torch, executorch, onnx);
   - lut: condition + bake an S³ LUT, then apply it (Pillow Color3DLUT), reported separately.
-Each method runs in a forked child so its peak RSS is its own; the photo buffers are made before
-the fork, so "peak RSS" minus the baseline is the method's working set on top of them.
+Each method runs in its own fresh Python process (this script with --child), so its peak RSS is
+its own; "over photo" subtracts the RSS the process had once the photo and model were loaded.
 
 Renderer weights are a seeded random upstream-size renderer (the trained weights are not
 available here); speed and memory do not depend on the weights.
@@ -19,136 +19,145 @@ available here); speed and memory do not depend on the weights.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
+import json
 import platform
 import resource
 import shlex
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vera_mobile.lut import DEFAULT_LUT_SIZE, apply_lut, bake_lut  # noqa: E402
-from vera_mobile.models.renderer import ConditionalMLPDecoder  # noqa: E402
-from vera_mobile.runtime.render import DEFAULT_TILE, render_pixels  # noqa: E402
-from vera_mobile.runtime.retoucher import renderer_for  # noqa: E402
-
 SAMPLE = ROOT / "vera_mobile" / "assets" / "sample_coffee.jpg"
 UPSTREAM_CHUNK = 262_144
+EAGER = "upstream-style eager torch (262,144-px chunks)"
 
 
 def make_photo(megapixels: float) -> np.ndarray:
     sample = Image.open(SAMPLE).convert("RGB")
     scale = (megapixels * 1e6 / (sample.width * sample.height)) ** 0.5
     size = (round(sample.width * scale), round(sample.height * scale))
-    return np.asarray(sample.resize(size, Image.BICUBIC))
-
-
-def upstream_eager(decoder: ConditionalMLPDecoder, pixels: np.ndarray, latent: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        image = (torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255 - 0.5) * 2
-        out = decoder.render_image(image, torch.from_numpy(latent)[None], chunk=UPSTREAM_CHUNK)
-        return (out[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    return np.array(sample.resize(size, Image.BICUBIC))
 
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _child(job: Callable[[], dict], queue: mp.Queue) -> None:
-    result = job()
-    result["peak_rss_mib"] = peak_rss_mib()
-    queue.put(result)
-
-
-def run_isolated(job: Callable[[], dict]) -> dict:
-    """Run `job` in a forked child; returns its result dict plus the child's peak RSS."""
-    queue: mp.Queue = mp.get_context("fork").Queue()
-    process = mp.get_context("fork").Process(target=_child, args=(job, queue))
-    process.start()
-    result = queue.get()
-    process.join()
-    return result
-
-
-def timed(fn: Callable[[], object], repeats: int) -> dict:
+def timed(fn: Callable[[], object], repeats: int) -> float:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return {"median_s": statistics.median(times), "repeats": repeats}
+    return statistics.median(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1,12,48", help="photo sizes in megapixels")
-    parser.add_argument("--repeats", type=int, default=3, help="repeats of fast methods (median reported)")
-    parser.add_argument("--slow-repeats", type=int, default=1, help="repeats of per-pixel methods")
-    parser.add_argument("--exact-max-mp", type=float, default=48.0, help="skip per-pixel methods above this size")
-    parser.add_argument("--backends", default="torch,executorch,onnx")
-    parser.add_argument("--lut-size", type=int, default=DEFAULT_LUT_SIZE)
-    parser.add_argument("--record", action="store_true", help="append the table to benchmarks/RESULTS.md")
-    args = parser.parse_args()
+def run_child(method: str, megapixels: float, repeats: int, lut_size: int) -> dict:
+    """Measure one method on one photo size in this process."""
+    import torch
+
+    from vera_mobile.lut import apply_lut, bake_lut
+    from vera_mobile.models.renderer import ConditionalMLPDecoder
+    from vera_mobile.runtime.render import render_pixels
+    from vera_mobile.runtime.retoucher import renderer_for
 
     torch.manual_seed(0)
     decoder = ConditionalMLPDecoder().eval()
     latent = np.random.default_rng(0).normal(size=2688).astype(np.float32)
     mask = np.ones(3, np.float32)
-    backends = {name: renderer_for(decoder, name) for name in args.backends.split(",")}
-    torch_backend = backends.get("torch") or renderer_for(decoder, "torch")
+    pixels = make_photo(megapixels)
+    result: dict = {"photo": f"{pixels.shape[1]}x{pixels.shape[0]} ({pixels.size / 3e6:.1f} MP)", "repeats": repeats}
+
+    if method == "eager":
+        def eager() -> np.ndarray:
+            with torch.no_grad():
+                image = (torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255 - 0.5) * 2
+                out = decoder.render_image(image, torch.from_numpy(latent)[None], chunk=UPSTREAM_CHUNK)
+                return (out[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+        result["baseline_mib"] = peak_rss_mib()
+        result["median_s"] = timed(eager, repeats)
+    elif method.startswith("exact:"):
+        backend = renderer_for(decoder, method.split(":")[1])
+        render_pixels(backend, pixels[:8], latent, mask)  # warm up (first-call allocations)
+        result["tile"] = backend.tile
+        result["baseline_mib"] = peak_rss_mib()
+        result["median_s"] = timed(lambda: render_pixels(backend, pixels, latent, mask), repeats)
+    else:
+        backend = renderer_for(decoder, "torch")
+        result["baseline_mib"] = peak_rss_mib()
+        result["bake_s"] = timed(lambda: bake_lut(backend, backend.condition(latent, mask), lut_size), repeats)
+        lut = bake_lut(backend, backend.condition(latent, mask), lut_size)
+        result["apply_s"] = timed(lambda: apply_lut(pixels, lut), repeats)
+        result["median_s"] = result["bake_s"] + result["apply_s"]
+    result["peak_rss_mib"] = peak_rss_mib()
+    return result
+
+
+def measure(method: str, megapixels: float, repeats: int, lut_size: int) -> dict:
+    command = [sys.executable, __file__, "--child", method, str(megapixels), str(repeats), str(lut_size)]
+    run = subprocess.run(command, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"{method} at {megapixels} MP failed:\n{run.stderr[-3000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    from vera_mobile.lut import DEFAULT_LUT_SIZE
+    from vera_mobile.runtime.render import DEFAULT_TILE
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,12,48", help="photo sizes in megapixels")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of the LUT path (median reported)")
+    parser.add_argument("--slow-repeats", type=int, default=1, help="repeats of per-pixel methods")
+    parser.add_argument("--exact-max-mp", type=float, default=48.0, help="skip per-pixel methods above this size")
+    parser.add_argument("--backends", default="torch,executorch,onnx")
+    parser.add_argument("--lut-size", type=int, default=DEFAULT_LUT_SIZE)
+    parser.add_argument("--record", action="store_true", help="append the table to benchmarks/RESULTS.md")
+    parser.add_argument("--child", nargs=4, metavar=("METHOD", "MP", "REPEATS", "LUT_SIZE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        method, megapixels, repeats, lut_size = args.child
+        print(json.dumps(run_child(method, float(megapixels), int(repeats), int(lut_size))))
+        return
 
     rows = []
     for megapixels in (float(s) for s in args.sizes.split(",")):
-        pixels = make_photo(megapixels)
-        label = f"{pixels.shape[1]}x{pixels.shape[0]} ({pixels.shape[0] * pixels.shape[1] / 1e6:.1f} MP)"
-        baseline = peak_rss_mib()
-        jobs: dict[str, Callable[[], dict]] = {}
+        methods: dict[str, tuple[str, int]] = {}
         if megapixels <= args.exact_max_mp:
-            jobs["upstream-style eager torch (262,144-px chunks)"] = lambda: timed(
-                lambda: upstream_eager(decoder, pixels, latent), args.slow_repeats)
-            for name, backend in backends.items():
-                jobs[f"exact, {name} ({backend.tile or DEFAULT_TILE}-px tiles)"] = lambda b=backend: timed(
-                    lambda: render_pixels(b, pixels, latent, mask), args.slow_repeats)
-
-        def lut_job() -> dict:
-            bake = timed(lambda: bake_lut(torch_backend, torch_backend.condition(latent, mask), args.lut_size), args.repeats)
-            lut = bake_lut(torch_backend, torch_backend.condition(latent, mask), args.lut_size)
-            apply = timed(lambda: apply_lut(pixels, lut), args.repeats)
-            return {"median_s": bake["median_s"] + apply["median_s"], "bake_s": bake["median_s"],
-                    "apply_s": apply["median_s"], "repeats": args.repeats}
-
-        jobs[f"lut {args.lut_size}³ (torch bake + Pillow apply)"] = lut_job
-        results = {}
-        for name, job in jobs.items():
-            results[name] = run_isolated(job)
-            r = results[name]
-            extra = f" (bake {r['bake_s']:.3f} s + apply {r['apply_s']:.3f} s)" if "bake_s" in r else ""
-            print(f"{label:24s} {name:52s} {r['median_s']:9.3f} s{extra}  peak RSS {r['peak_rss_mib']:7.0f} MiB "
-                  f"(+{r['peak_rss_mib'] - baseline:.0f} over photo buffers)", flush=True)
-        eager = next((r["median_s"] for n, r in results.items() if n.startswith("upstream")), None)
+            methods[EAGER] = ("eager", args.slow_repeats)
+            for name in args.backends.split(","):
+                tile = DEFAULT_TILE
+                methods[f"exact, {name} ({tile:,}-px tiles)"] = (f"exact:{name}", args.slow_repeats)
+        methods[f"lut {args.lut_size}³ (torch bake + Pillow apply)"] = ("lut", args.repeats)
+        results = {name: measure(method, megapixels, repeats, args.lut_size) for name, (method, repeats) in methods.items()}
+        eager = results.get(EAGER, {}).get("median_s")
         for name, r in results.items():
             speedup = f"{eager / r['median_s']:.0f}×" if eager else "—"
-            extra = f"bake {r['bake_s'] * 1000:.0f} ms + apply {r['apply_s'] * 1000:.0f} ms" if "bake_s" in r else ""
-            rows.append(f"| {label} | {name} | {r['median_s']:.3f} | {r['repeats']} | {speedup} | "
-                        f"{r['peak_rss_mib']:.0f} (+{r['peak_rss_mib'] - baseline:.0f}) | {extra} |")
+            split = f"bake {r['bake_s'] * 1000:.0f} ms + apply {r['apply_s'] * 1000:.0f} ms" if "bake_s" in r else ""
+            over = r["peak_rss_mib"] - r["baseline_mib"]
+            print(f"{r['photo']:22s} {name:50s} {r['median_s']:9.3f} s  ×{r['repeats']}  {speedup:>6s}  "
+                  f"peak RSS {r['peak_rss_mib']:6.0f} MiB (+{over:.0f})  {split}", flush=True)
+            rows.append(f"| {r['photo']} | {name} | {r['median_s']:.3f} | {r['repeats']} | {speedup} | "
+                        f"{r['peak_rss_mib']:.0f} (+{over:.0f}) | {split} |")
 
     if args.record:
         command = "python benchmarks/renderer.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         lines = [
             f"\n## Renderer: upstream-style eager vs exact tiled backends vs LUT ({time.strftime('%Y-%m-%d')})\n",
             f"Command: `{command}`  ",
-            f"Machine: {platform.machine()}, 2 cores, {torch.get_num_threads()} torch threads; "
-            "seeded random upstream-size renderer (weights do not affect speed)\n",
-            "| photo | method | median s | repeats | vs upstream eager | peak RSS MiB (over photo) | LUT split |",
+            f"Machine: {platform.machine()}, 2 cores, CPU only; seeded random upstream-size renderer "
+            "(weights do not affect speed); each method in its own process\n",
+            "| photo | method | median s | repeats | speed-up vs upstream eager | peak RSS MiB (+ over photo & model) | LUT split |",
             "| --- | --- | --- | --- | --- | --- | --- |",
             *rows,
         ]
