@@ -144,6 +144,21 @@ def cmd_retouch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from export.bundle import TARGETS, export_bundle
+
+    targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
+    steps = tqdm(desc="export", unit="step", bar_format="{desc}: {n} steps [{elapsed}] {postfix}")
+    try:
+        out = export_bundle(args.model, args.out, targets, progress=lambda message: (steps.set_postfix_str(message), steps.update()))
+    finally:
+        steps.close()
+    print(f"wrote bundle {out} (targets: {', '.join(targets)}; available: {', '.join(TARGETS)})")
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .describe import describe
 
@@ -208,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", help="style mode: the text instruction")
     p.add_argument("--params", help="param mode: JSON file of slider values")
     p.set_defaults(func=cmd_prompt)
+
+    p = sub.add_parser("export", help="export a checkpoint to a bundle of on-device artifacts with a manifest")
+    p.add_argument("--model", required=True, help="planner checkpoint directory")
+    p.add_argument("--targets", default="executorch,onnx,coreml", help="comma-separated: executorch, onnx, coreml")
+    p.add_argument("--out", required=True, help="new bundle folder (must not exist or be empty)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("inspect", help="describe a checkpoint directory or encoder_renderer.pth")
     p.add_argument("path")

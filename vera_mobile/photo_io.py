@@ -90,7 +90,7 @@ _SAVE_FORMATS = {
 _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
 _LOSSY_QUALITY = 95
 
-_PLANNER_SHORT_SIDE = 512
+PLANNER_SHORT_SIDE = 512
 
 
 @dataclass(eq=False)  # eq=False: comparing numpy arrays with == has no single truth value.
@@ -271,7 +271,7 @@ def planner_view(photo: Photo, image_size: int = 1024) -> np.ndarray:
     to `image_size` with BICUBIC (what CLIPImageProcessor does to a square image).
     """
     image = _rgb8_image(photo)
-    resized_size = _short_side_to(image.size, _PLANNER_SHORT_SIDE)
+    resized_size = _short_side_to(image.size, PLANNER_SHORT_SIDE)
     resized = image.resize(resized_size, Image.Resampling.LANCZOS)
     square = _pad_to_square(resized)
     final = square.resize((image_size, image_size), Image.Resampling.BICUBIC)

@@ -1,0 +1,151 @@
+"""Write an export bundle: every artifact, the tokenizer and a versioned manifest, all or nothing.
+
+    vera-mobile export --model DIR --targets executorch,onnx,coreml --out BUNDLE
+
+The bundle is assembled in a hidden sibling folder and renamed into place only when complete,
+so an interrupted or failed export never leaves a half-written bundle behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from vera_mobile import __version__
+from vera_mobile.bundle import MANIFEST_NAME, SCHEMA_VERSION, sha256_of
+from vera_mobile.errors import InputError
+from vera_mobile.models.checkpoint import load_planner, safetensors_files
+from vera_mobile.models.folded_renderer import FoldedRenderer
+from vera_mobile.runtime.render import DEFAULT_TILE
+from vera_mobile.tokenizer import Tokenizer
+
+from .manifest import preprocessing_section, prompt_section, renderer_section
+from .renderer import export_renderer_coreml, export_renderer_executorch, export_renderer_onnx
+
+TARGETS = ("executorch", "onnx", "coreml")
+Progress = Callable[[str], None]
+
+
+def _io(name: str, shape: list[int | str], dtype: str = "float32") -> dict[str, Any]:
+    return {"name": name, "shape": shape, "dtype": dtype}
+
+
+def renderer_methods(latent_size: int, bias_size: int, tile: int) -> dict[str, Any]:
+    return {
+        "condition": {"inputs": [_io("latent", [1, latent_size]), _io("mask", [1, 3])],
+                      "outputs": [_io("biases", [1, bias_size])]},
+        "render_points": {"inputs": [_io("points", [tile, 3]), _io("biases", [bias_size])],
+                          "outputs": [_io("colors", [tile, 3])]},
+    }
+
+
+def checkpoint_hash(directory: Path) -> str:
+    """One sha256 over config.json and the weight files: identifies the source checkpoint."""
+    digest = [sha256_of(directory / "config.json"), *(sha256_of(p) for p in safetensors_files(directory))]
+    return sha256_of_text("\n".join(digest))
+
+
+def sha256_of_text(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _renderer_golden(folded: FoldedRenderer, latent_size: int) -> dict[str, Any]:
+    """A small recorded input → output pair for on-device self-checks of the renderer programs."""
+    rng = np.random.default_rng(0)
+    latent = rng.normal(size=(1, latent_size)).astype(np.float32)
+    mask = np.array([[1.0, 0.0, 1.0]], np.float32)
+    points = np.linspace(-1, 1, 16 * 3, dtype=np.float32).reshape(16, 3)
+    with torch.no_grad():
+        biases = folded.condition(torch.from_numpy(latent), torch.from_numpy(mask))
+        colors = folded.render_points(torch.from_numpy(points), biases[0])
+    return {
+        "component": "renderer",
+        "tolerance": 1e-4,
+        "condition": {"latent": latent[0].round(6).tolist(), "mask": mask[0].tolist(), "biases": biases[0].numpy().round(6).tolist()},
+        "render_points": {"points": points.tolist(), "colors": colors.numpy().round(6).tolist(),
+                          "note": "the first 16 points of a tile; the rest of the tile is padding"},
+    }
+
+
+def export_bundle(
+    model_dir: str | Path,
+    out: str | Path,
+    targets: tuple[str, ...] = TARGETS,
+    progress: Progress | None = None,
+) -> Path:
+    """Export the renderer for each target, the tokenizer and the manifest into `out`."""
+    model_dir, out = Path(model_dir), Path(out)
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown or not targets:
+        raise InputError(f"unknown export target(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(TARGETS)}")
+    if out.exists() and any(out.iterdir()):
+        raise InputError(f"{out} already exists and is not empty; choose a new bundle folder")
+    say = progress or (lambda message: None)
+
+    say("loading the checkpoint")
+    model, report = load_planner(model_dir)
+    tokenizer = Tokenizer.from_dir(model_dir)
+    folded = FoldedRenderer(model.renderer).eval()
+    latent_size = 3 * model.config.latent_dim
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        tokenizer.save(staging / "tokenizer.json")
+        artifacts = []
+        methods = renderer_methods(latent_size, folded.bias_size, DEFAULT_TILE)
+        for target in targets:
+            say(f"renderer → {target}")
+            if target == "executorch":
+                paths = [export_renderer_executorch(folded, DEFAULT_TILE, staging / "renderer.pte")]
+            elif target == "onnx":
+                paths = list(dict.fromkeys(export_renderer_onnx(folded, DEFAULT_TILE, staging).values()))
+            else:
+                paths = [
+                    path for precision in ("float16", "float32")
+                    for path in dict.fromkeys(export_renderer_coreml(folded, DEFAULT_TILE, staging, precision).values())
+                ]
+            for path in paths:
+                artifacts.append({"component": "renderer", "target": target, "path": path.name,
+                                  "sha256": sha256_of(path), "methods": methods,
+                                  "precision": "float16" if "float16" in path.name else "float32"})
+
+        say("writing the manifest")
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "vera_mobile_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "source": {"checkpoint": model_dir.name, "sha256": checkpoint_hash(model_dir),
+                       "parameters": report.parameters},
+            "model": {"hidden_size": model.config.hidden_size, "latent_size": latent_size,
+                      "image_size": model.config.vision.image_size,
+                      "num_image_tokens": model.config.vision.num_patches,
+                      "vocab_size": int(model.config.text["vocab_size"])},
+            "tokenizer": {"file": "tokenizer.json", "sha256": sha256_of(staging / "tokenizer.json"),
+                          "eos_ids": list(model.config.eos_token_ids),
+                          "retouch_token_ids": list(tokenizer.retouch_ids)},
+            "prompts": prompt_section(),
+            "preprocessing": preprocessing_section(model.config.vision.image_size),
+            "renderer": renderer_section(folded.bias_size, model.config.latent_dim),
+            "quantization": {"renderer": "fp32 (ExecuTorch, ONNX); fp16 and fp32 (Core ML)"},
+            "artifacts": artifacts,
+            "golden": [_renderer_golden(folded, latent_size)],
+        }
+        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    say(f"bundle written to {out}")
+    return out

@@ -1,0 +1,89 @@
+"""Export bundles: manifest schema, sha256 checks, and clear errors for bad bundles."""
+
+import json
+import shutil
+
+import jsonschema
+import numpy as np
+import pytest
+
+from vera_mobile.bundle import SCHEMA_PATH, load_bundle
+from vera_mobile.cli import main
+from vera_mobile.errors import CheckpointError
+from vera_mobile.prompts import Request
+from vera_mobile.runtime.renderer_backends import ExecuTorchRenderer, OnnxRenderer
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundles") / "tiny-bundle"
+    assert main(["export", "--model", str(tiny_checkpoint), "--targets", "executorch,onnx,coreml", "--out", str(out)]) == 0
+    return out
+
+
+def test_manifest_validates_against_the_schema(bundle):
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    jsonschema.validate(manifest, json.loads(SCHEMA_PATH.read_text()))
+    assert {(a["component"], a["target"]) for a in manifest["artifacts"]} >= {
+        ("renderer", "executorch"), ("renderer", "onnx"), ("renderer", "coreml")}
+    # the prompt facts the apps rely on are the SDK's own, byte for byte
+    example = manifest["prompts"]["param_rules"]["example"]
+    assert example["prompt"] == Request("param", params=example["params"]).full_prompt()
+    assert manifest["prompts"]["chat_template"].format(user=manifest["prompts"]["modes"]["auto"]) == Request("auto").full_prompt()
+    assert manifest["tokenizer"]["retouch_token_ids"] == [151649, 151650, 151651]
+
+
+def test_golden_vectors_reproduce_on_the_bundled_renderers(bundle):
+    loaded = load_bundle(bundle)
+    golden = next(g for g in loaded.manifest["golden"] if g["component"] == "renderer")
+    backends = [
+        ExecuTorchRenderer(bundle / loaded.artifact("renderer", "executorch")["path"]),
+        OnnxRenderer(bundle / "renderer_condition.onnx", bundle / "renderer_render_points.onnx"),
+    ]
+    for backend in backends:
+        biases = backend.condition(np.array(golden["condition"]["latent"], np.float32), np.array(golden["condition"]["mask"], np.float32))
+        np.testing.assert_allclose(biases, golden["condition"]["biases"], atol=golden["tolerance"])
+        points = np.zeros((backend.tile, 3), np.float32)
+        points[:16] = golden["render_points"]["points"]
+        colors = backend.render_points(points, biases)[:16]
+        np.testing.assert_allclose(colors, golden["render_points"]["colors"], atol=golden["tolerance"])
+
+
+def test_export_refuses_a_non_empty_folder_and_unknown_targets(tiny_checkpoint, tmp_path, capsys):
+    (tmp_path / "keep.txt").write_text("mine")
+    assert main(["export", "--model", str(tiny_checkpoint), "--targets", "onnx", "--out", str(tmp_path)]) == 2
+    assert "not empty" in capsys.readouterr().err and (tmp_path / "keep.txt").read_text() == "mine"
+    assert main(["export", "--model", str(tiny_checkpoint), "--targets", "tflite", "--out", str(tmp_path / "b")]) == 2
+    assert "unknown export target(s) tflite" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists() and [p.name for p in tmp_path.iterdir()] == ["keep.txt"]  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda b: (b / "renderer.pte").unlink(), "renderer.pte is named in the manifest but missing"),
+        (lambda b: (b / "renderer_condition.onnx").write_bytes(b"tampered"), "does not match its sha256"),
+        (lambda b: (b / "tokenizer.json").write_text("{}"), "tokenizer.json does not match its sha256"),
+        (lambda b: _edit(b, schema_version=2), "schema_version 2 is not supported"),
+        (lambda b: _edit(b, artifacts=None), "missing section(s) artifacts"),
+        (lambda b: (b / "manifest.json").write_text("{oops"), "not valid JSON"),
+        (lambda b: (b / "manifest.json").unlink(), "not a bundle"),
+    ],
+)
+def test_bad_bundles_give_clear_errors(bundle, tmp_path, damage, message):
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle, broken)
+    damage(broken)
+    with pytest.raises(CheckpointError, match=None) as err:
+        load_bundle(broken)
+    assert message in str(err.value)
+
+
+def _edit(bundle, **changes):
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for key, value in changes.items():
+        if value is None:
+            manifest.pop(key)
+        else:
+            manifest[key] = value
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
