@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -145,17 +146,13 @@ def cmd_retouch(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from export.bundle import TARGETS, export_bundle
+    from export.bundle import export_bundle
 
     targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
-    steps = tqdm(desc="export", unit="step", bar_format="{desc}: {n} steps [{elapsed}] {postfix}")
-    try:
-        out = export_bundle(args.model, args.out, targets, progress=lambda message: (steps.set_postfix_str(message), steps.update()))
-    finally:
-        steps.close()
-    print(f"wrote bundle {out} (targets: {', '.join(targets)}; available: {', '.join(TARGETS)})")
+    start = time.perf_counter()
+    report = lambda message: print(f"export [{time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr)  # noqa: E731
+    out = export_bundle(args.model, args.out, targets, progress=report)
+    print(f"wrote bundle {out} (targets: {', '.join(targets)})")
     return 0
 
 
