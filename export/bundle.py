@@ -23,10 +23,13 @@ from vera_mobile.bundle import MANIFEST_NAME, SCHEMA_VERSION, sha256_of
 from vera_mobile.errors import InputError
 from vera_mobile.models.checkpoint import load_planner, safetensors_files
 from vera_mobile.models.folded_renderer import FoldedRenderer
+from vera_mobile.models.reference_checkpoint import load_encoder_renderer
 from vera_mobile.runtime.render import DEFAULT_TILE
+from vera_mobile.runtime.retoucher import REFERENCE_CHECKPOINT
 from vera_mobile.tokenizer import Tokenizer
 
 from .manifest import preprocessing_section, prompt_section, renderer_section
+from .reference import VIEW_SIZE, export_reference_coreml, export_reference_executorch, export_reference_onnx
 from .renderer import export_renderer_coreml, export_renderer_executorch, export_renderer_onnx
 
 TARGETS = ("executorch", "onnx", "coreml")
@@ -76,14 +79,56 @@ def _renderer_golden(folded: FoldedRenderer, latent_size: int) -> dict[str, Any]
     }
 
 
+def _renderer_artifacts(
+    folded: FoldedRenderer, latent_size: int, target: str, staging: Path, component: str
+) -> list[dict[str, Any]]:
+    """Export one renderer's two programs for one target; returns their manifest entries."""
+    if target == "executorch":
+        paths = [export_renderer_executorch(folded, DEFAULT_TILE, staging / f"{component}.pte")]
+    elif target == "onnx":
+        paths = list(dict.fromkeys(export_renderer_onnx(folded, DEFAULT_TILE, staging, prefix=component).values()))
+    else:
+        paths = [
+            path for precision in ("float16", "float32")
+            for path in dict.fromkeys(export_renderer_coreml(folded, DEFAULT_TILE, staging, precision, prefix=component).values())
+        ]
+    methods = renderer_methods(latent_size, folded.bias_size, DEFAULT_TILE)
+    return [
+        {"component": component, "target": target, "path": path.name, "sha256": sha256_of(path), "methods": methods,
+         "precision": "float16" if "float16" in path.name else "float32"}
+        for path in paths
+    ]
+
+
+def _reference_artifact(model: Any, latent_size: int, target: str, staging: Path) -> dict[str, Any]:
+    view = [1, 3, VIEW_SIZE, VIEW_SIZE]
+    methods = {"encode": {"inputs": [_io("ref_before", view), _io("ref_after", view), _io("mask", [1, 3])],
+                          "outputs": [_io("latent", [1, latent_size])]}}
+    if target == "executorch":
+        path = export_reference_executorch(model, staging / "reference.pte")
+    elif target == "onnx":
+        path = export_reference_onnx(model, staging / "reference_encode.onnx")
+    else:
+        path = export_reference_coreml(model, staging / "reference_float16.mlpackage")
+    precision = "float16" if target == "coreml" else "float32"
+    return {"component": "reference", "target": target, "path": path.name, "sha256": sha256_of(path),
+            "methods": methods, "precision": precision}
+
+
 def export_bundle(
     model_dir: str | Path,
     out: str | Path,
     targets: tuple[str, ...] = TARGETS,
+    reference: str | Path | None = None,
     progress: Progress | None = None,
 ) -> Path:
-    """Export the renderer for each target, the tokenizer and the manifest into `out`."""
+    """Export the renderer (and the reference encoder, if any) for each target, the tokenizer and the manifest.
+
+    `reference` is an `encoder_renderer.pth`; by default the one inside `model_dir`, if present.
+    """
     model_dir, out = Path(model_dir), Path(out)
+    if reference is None and (model_dir / REFERENCE_CHECKPOINT).is_file():
+        reference = model_dir / REFERENCE_CHECKPOINT
     unknown = [t for t in targets if t not in TARGETS]
     if unknown or not targets:
         raise InputError(f"unknown export target(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(TARGETS)}")
@@ -102,22 +147,17 @@ def export_bundle(
     try:
         tokenizer.save(staging / "tokenizer.json")
         artifacts = []
-        methods = renderer_methods(latent_size, folded.bias_size, DEFAULT_TILE)
         for target in targets:
             say(f"renderer → {target}")
-            if target == "executorch":
-                paths = [export_renderer_executorch(folded, DEFAULT_TILE, staging / "renderer.pte")]
-            elif target == "onnx":
-                paths = list(dict.fromkeys(export_renderer_onnx(folded, DEFAULT_TILE, staging).values()))
-            else:
-                paths = [
-                    path for precision in ("float16", "float32")
-                    for path in dict.fromkeys(export_renderer_coreml(folded, DEFAULT_TILE, staging, precision).values())
-                ]
-            for path in paths:
-                artifacts.append({"component": "renderer", "target": target, "path": path.name,
-                                  "sha256": sha256_of(path), "methods": methods,
-                                  "precision": "float16" if "float16" in path.name else "float32"})
+            artifacts += _renderer_artifacts(folded, latent_size, target, staging, "renderer")
+        if reference is not None:
+            encoder_renderer = load_encoder_renderer(reference)
+            reference_folded = FoldedRenderer(encoder_renderer.decoder).eval()
+            reference_latent = 3 * encoder_renderer.latent_dim
+            for target in targets:
+                say(f"reference encoder and its renderer → {target}")
+                artifacts.append(_reference_artifact(encoder_renderer, reference_latent, target, staging))
+                artifacts += _renderer_artifacts(reference_folded, reference_latent, target, staging, "reference_renderer")
 
         say("writing the manifest")
         manifest = {
@@ -136,7 +176,8 @@ def export_bundle(
             "prompts": prompt_section(),
             "preprocessing": preprocessing_section(model.config.vision.image_size),
             "renderer": renderer_section(folded.bias_size, model.config.latent_dim),
-            "quantization": {"renderer": "fp32 (ExecuTorch, ONNX); fp16 and fp32 (Core ML)"},
+            "quantization": {"renderer": "fp32 (ExecuTorch, ONNX); fp16 and fp32 (Core ML)",
+                             "reference": "fp32 (ExecuTorch, ONNX); fp16 (Core ML)"},
             "artifacts": artifacts,
             "golden": [_renderer_golden(folded, latent_size)],
         }

@@ -165,8 +165,10 @@ def export_renderer_executorch(folded: FoldedRenderer, tile: int, path: str | os
 # --- ONNX ---------------------------------------------------------------------------------------
 
 
-def export_renderer_onnx(folded: FoldedRenderer, tile: int, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write `renderer_condition.onnx` and `renderer_render_points.onnx`; returns {program name: path}.
+def export_renderer_onnx(
+    folded: FoldedRenderer, tile: int, out_dir: str | os.PathLike, prefix: str = "renderer"
+) -> dict[str, Path]:
+    """Write `<prefix>_condition.onnx` and `<prefix>_render_points.onnx`; returns {program name: path}.
 
     Uses the torch.export-based ("dynamo") exporter, torch's default since 2.9; the TorchScript one
     is deprecated. Each file is self-contained (no external weight file).
@@ -175,7 +177,7 @@ def export_renderer_onnx(folded: FoldedRenderer, tile: int, out_dir: str | os.Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, program in _programs(folded, tile, RenderPointsProgram).items():
-        paths[name] = out_dir / f"renderer_{name}.onnx"
+        paths[name] = out_dir / f"{prefix}_{name}.onnx"
         with torch.no_grad(), _step(f"exporting the renderer's {name} program to ONNX"):
             torch.onnx.export(
                 program.module,
@@ -199,8 +201,9 @@ def export_renderer_coreml(
     tile: int,
     out_dir: str | os.PathLike,
     precision: Precision = "float16",
+    prefix: str = "renderer",
 ) -> dict[str, Path]:
-    """Write `renderer_<precision>.mlpackage`, one ML program with functions `condition` and `render_points`.
+    """Write `<prefix>_<precision>.mlpackage`, one ML program with functions `condition` and `render_points`.
 
     Returns {program name: package path}; both names map to the same multifunction package.
     Inputs and outputs stay float32 at either precision, so the app hands the same buffers to
@@ -212,7 +215,7 @@ def export_renderer_coreml(
 
     compute_precision = ct.precision.FLOAT16 if precision == "float16" else ct.precision.FLOAT32
     programs = _programs(folded, tile, RenderPointsProgram)
-    package = Path(out_dir) / f"renderer_{precision}.mlpackage"
+    package = Path(out_dir) / f"{prefix}_{precision}.mlpackage"
     package.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vera-coreml-") as scratch:
         # Multifunction packages are assembled from single-function packages saved on disk.

@@ -87,3 +87,30 @@ def _edit(bundle, **changes):
         else:
             manifest[key] = value
     (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_reference_encoder_artifacts_match_torch(tiny_checkpoint, tmp_path):
+    import torch
+
+    from vera_mobile.models.reference_encoder import EncoderRenderer
+    from vera_mobile.runtime.reference_backends import ExecuTorchReferenceEncoder, OnnxReferenceEncoder
+    from vera_mobile.runtime.torch_backend import TorchReferenceEncoder
+
+    torch.manual_seed(0)
+    pth = tmp_path / "encoder_renderer.pth"
+    torch.save({"model_state_dict": EncoderRenderer().state_dict()}, pth)
+    out = tmp_path / "bundle"
+    assert main(["export", "--model", str(tiny_checkpoint), "--reference", str(pth), "--targets", "executorch,onnx",
+                 "--out", str(out)]) == 0
+    loaded = load_bundle(out)
+    jsonschema.validate(loaded.manifest, json.loads(SCHEMA_PATH.read_text()))
+    rng = np.random.default_rng(0)
+    before, after = (rng.uniform(-1, 1, (3, 512, 512)).astype(np.float32) for _ in range(2))
+    mask = np.array([1.0, 1.0, 0.0], np.float32)
+    from vera_mobile.models.reference_checkpoint import load_encoder_renderer
+
+    expected = TorchReferenceEncoder(load_encoder_renderer(pth)).encode(before, after, mask)
+    for backend in (ExecuTorchReferenceEncoder(out / loaded.artifact("reference", "executorch")["path"]),
+                    OnnxReferenceEncoder(out / loaded.artifact("reference", "onnx")["path"])):
+        np.testing.assert_allclose(backend.encode(before, after, mask), expected, atol=1e-4, rtol=1e-4)
+    assert loaded.artifact("reference_renderer", "onnx")["path"] == "reference_renderer_condition.onnx"

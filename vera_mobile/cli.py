@@ -151,7 +151,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
     start = time.perf_counter()
     report = lambda message: print(f"export [{time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr)  # noqa: E731
-    out = export_bundle(args.model, args.out, targets, progress=report)
+    out = export_bundle(args.model, args.out, targets, reference=args.reference, progress=report)
     print(f"wrote bundle {out} (targets: {', '.join(targets)})")
     return 0
 
@@ -224,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a checkpoint to a bundle of on-device artifacts with a manifest")
     p.add_argument("--model", required=True, help="planner checkpoint directory")
     p.add_argument("--targets", default="executorch,onnx,coreml", help="comma-separated: executorch, onnx, coreml")
+    p.add_argument("--reference", help="encoder_renderer.pth for reference mode (default: the one in --model, if any)")
     p.add_argument("--out", required=True, help="new bundle folder (must not exist or be empty)")
     p.set_defaults(func=cmd_export)
 

@@ -145,7 +145,7 @@ class OnnxRenderer(_FixedShapes):
 def _onnx_session(path: str | os.PathLike, program: str, inputs: tuple[str, ...], output: str) -> Any:
     import onnxruntime as ort
 
-    path = _existing(path, f"ONNX renderer {program} program")
+    path = _existing(path, f"ONNX {program} program")
     options = ort.SessionOptions()
     options.intra_op_num_threads = 0  # 0: ONNX Runtime's default, one thread per physical core
     try:
