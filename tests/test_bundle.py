@@ -114,3 +114,24 @@ def test_reference_encoder_artifacts_match_torch(tiny_checkpoint, tmp_path):
                     OnnxReferenceEncoder(out / loaded.artifact("reference", "onnx")["path"])):
         np.testing.assert_allclose(backend.encode(before, after, mask), expected, atol=1e-4, rtol=1e-4)
     assert loaded.artifact("reference_renderer", "onnx")["path"] == "reference_renderer_condition.onnx"
+
+
+@pytest.mark.parametrize("backend", ["executorch", "onnx"])
+def test_renderer_only_bundle_runs_reference_mode_through_retoucher(tiny_checkpoint, tmp_path, backend, sample_photo):
+    import torch
+
+    from vera_mobile.models.reference_encoder import EncoderRenderer
+    from vera_mobile.runtime.retoucher import Retoucher
+
+    torch.manual_seed(0)
+    pth = tmp_path / "encoder_renderer.pth"
+    torch.save({"model_state_dict": EncoderRenderer().state_dict()}, pth)
+    out = tmp_path / "bundle"
+    assert main(["export", "--model", str(tiny_checkpoint), "--reference", str(pth), "--targets", backend, "--out", str(out)]) == 0
+    from_bundle = Retoucher.from_bundle(out, backend=backend)
+    assert "reference" in from_bundle.modes
+    reference = (sample_photo, sample_photo)
+    a = from_bundle.retouch(sample_photo, mode="reference", reference=reference, render="exact")
+    b = Retoucher.from_pretrained(pth).retouch(sample_photo, mode="reference", reference=reference, render="exact")
+    np.testing.assert_allclose(a.latent, b.latent, atol=1e-4, rtol=1e-4)
+    assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 1

@@ -42,13 +42,20 @@ class Bundle:
     directory: Path
     manifest: dict[str, Any]
 
+    def artifacts(self, component: str, target: str) -> list[dict[str, Any]]:
+        """The manifest entries of one component (planner, renderer, reference, ...) on one target."""
+        return [a for a in self.manifest["artifacts"] if a["component"] == component and a["target"] == target]
+
     def artifact(self, component: str, target: str) -> dict[str, Any]:
-        """The manifest entry for one component (planner, renderer, reference) on one target."""
-        for entry in self.manifest["artifacts"]:
-            if entry["component"] == component and entry["target"] == target:
-                return entry
-        have = sorted({f"{a['component']}/{a['target']}" for a in self.manifest["artifacts"]})
-        raise CheckpointError(f"{self.directory}: no {component} artifact for {target} (bundle has: {', '.join(have)})")
+        """The (first) manifest entry of one component on one target; an error naming what exists if none."""
+        found = self.artifacts(component, target)
+        if not found:
+            have = sorted({f"{a['component']}/{a['target']}" for a in self.manifest["artifacts"]})
+            raise CheckpointError(f"{self.directory}: no {component} artifact for {target} (bundle has: {', '.join(have)})")
+        return found[0]
+
+    def has(self, component: str, target: str) -> bool:
+        return bool(self.artifacts(component, target))
 
     def path(self, relative: str) -> Path:
         return self.directory / relative

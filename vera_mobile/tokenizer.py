@@ -26,14 +26,21 @@ class Tokenizer:
         self.retouch_ids = tuple(self.single_token_id(tok) for tok in RETOUCH_TOKENS)
 
     @classmethod
+    def from_file(cls, path: str | Path) -> "Tokenizer":
+        """Load a `tokenizer.json` (the bundle's tokenizer)."""
+        from tokenizers import Tokenizer as RustTokenizer
+
+        if not Path(path).is_file():
+            raise CheckpointError(f"{path}: tokenizer file not found")
+        return cls(RustTokenizer.from_file(str(path)))
+
+    @classmethod
     def from_dir(cls, directory: str | Path) -> "Tokenizer":
         """Load from `tokenizer.json`, or convert upstream's slow-tokenizer files."""
         directory = Path(directory)
         fast_file = directory / "tokenizer.json"
         if fast_file.is_file():
-            from tokenizers import Tokenizer as RustTokenizer
-
-            return cls(RustTokenizer.from_file(str(fast_file)))
+            return cls.from_file(fast_file)
         missing = [name for name in _SLOW_FILES if not (directory / name).is_file()]
         if missing:
             raise CheckpointError(

@@ -60,6 +60,32 @@ def renderer_for(decoder: Any, backend: str) -> RendererBackend:
     return runner
 
 
+def _bundle_renderer(bundle: Any, component: str, backend: str) -> RendererBackend:
+    from .renderer_backends import ExecuTorchRenderer, OnnxRenderer
+
+    if backend == "executorch":
+        return ExecuTorchRenderer(bundle.path(bundle.artifact(component, backend)["path"]))
+    bundle.artifact(component, backend)  # a clear error if the bundle has no such renderer
+    return OnnxRenderer(bundle.path(f"{component}_condition.onnx"), bundle.path(f"{component}_render_points.onnx"))
+
+
+def _bundle_planner(bundle: Any, backend: str) -> PlannerBackend:
+    if backend == "executorch":
+        from .executorch_planner import ExecuTorchPlanner
+
+        return ExecuTorchPlanner(bundle.path(bundle.artifact("planner", backend)["path"]))
+    from .onnx_planner import OnnxPlanner
+
+    return OnnxPlanner(bundle.directory)
+
+
+def _bundle_reference(bundle: Any, backend: str) -> Any:
+    from .reference_backends import ExecuTorchReferenceEncoder, OnnxReferenceEncoder
+
+    path = bundle.path(bundle.artifact("reference", backend)["path"])
+    return ExecuTorchReferenceEncoder(path) if backend == "executorch" else OnnxReferenceEncoder(path)
+
+
 @dataclass
 class RetouchResult:
     """Everything one retouch produced. `image` has the input's size, bit depth and orientation."""
@@ -171,6 +197,33 @@ class Retoucher:
                 reference=TorchReferenceEncoder(encoder_renderer),
                 reference_renderer=renderer_for(encoder_renderer.decoder, renderer_backend),
             )
+        return cls(**kwargs)
+
+    @classmethod
+    def from_bundle(cls, path: str | Path, backend: str = "executorch") -> "Retoucher":
+        """Load an export bundle (see `vera-mobile export`) on the ExecuTorch or ONNX Runtime backend.
+
+        Every file is checked against its sha256 in the manifest first. The planner, renderer and
+        (if exported) reference encoder all run on `backend`; the generation loop and the tiled
+        renderer are the same as for `from_pretrained`.
+        """
+        from ..bundle import load_bundle
+
+        if backend not in ("executorch", "onnx"):
+            raise InputError(f"bundle backend must be 'executorch' or 'onnx', got {backend!r}")
+        bundle = load_bundle(path)
+        manifest = bundle.manifest
+        kwargs: dict[str, Any] = {
+            "tokenizer": Tokenizer.from_file(bundle.path(manifest["tokenizer"]["file"])),
+            "eos_ids": manifest["tokenizer"]["eos_ids"],
+            "image_size": manifest["model"]["image_size"],
+            "renderer": _bundle_renderer(bundle, "renderer", backend),
+        }
+        if bundle.has("planner", backend):
+            kwargs["planner"] = _bundle_planner(bundle, backend)
+        if bundle.has("reference", backend):
+            kwargs["reference"] = _bundle_reference(bundle, backend)
+            kwargs["reference_renderer"] = _bundle_renderer(bundle, "reference_renderer", backend)
         return cls(**kwargs)
 
     @property
