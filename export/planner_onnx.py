@@ -1,0 +1,295 @@
+"""Export the planner to ONNX: four graphs that `runtime/onnx_planner.py` runs with ONNX Runtime.
+
+    vision_encoder.onnx   pixels [1, 3, S, S]                      -> image_embeds [1, N, H]
+    token_embedding.onnx  input_ids [1, T] (int64)                 -> inputs_embeds [1, T, H]
+    text_decoder.onnx     inputs_embeds [1, T, H],
+                          past_keys, past_values [L, Hkv, P, d]    -> logits [1, V], hidden [1, H],
+                                                                      present_keys, present_values [L, Hkv, P+T, d]
+    retouch_head.onnx     hidden3 [1, 3, H], mask [1, 3]           -> latent [1, 3H]
+
+T and P are dynamic (P may be 0: the first call is the prefill); everything else is fixed by the
+checkpoint. The decoder is models/kv_decoder.py's `PastKeyValueDecoder`, so it returns the logits
+and the final-norm hidden state of the last position only. Its `max_seq_len` (the RoPE table
+length) is stored in the decoder's metadata under `vera.max_seq_len`.
+
+Recipes (`quant`), all CPU-runnable in ONNX Runtime:
+
+* fp32: as exported.
+* int4: `MatMulNBitsQuantizer`, block 32, asymmetric (uint4 with a zero point per block), on every
+  MatMul of the decoder whose weight is constant (all projections and lm_head) and on the token
+  embedding's Gather (GatherBlockQuantized; that graph is exported at opset 21, the first with
+  int4 tensors). Asymmetric because a zero point costs 4 bits per 32 weights (+3 % size) and lets
+  each block use all 16 levels when its weights are not centred (on the tiny model it also beat
+  symmetric: hidden-state cosine 0.9977 vs 0.9965). lm_head and the embedding are included
+  because at the full size each is a 151,936 x 896 table, together over half the fp32 planner.
+  `accuracy_level` is left unset: MatMulNBits computes in fp32.
+* int8: `quantize_dynamic`, per-channel QInt8 weights (activations quantized to uint8 at run
+  time) on the decoder's MatMuls, lm_head included. The embedding stays fp32: the dynamic
+  quantizer quantizes a Gather's table with a single scale, too coarse for embeddings.
+
+The vision encoder and the retouch head stay fp32 in every recipe: they run once per photo, and
+most of the encoder's weights are convolutions (94 M of 126 M parameters at the full size), which
+these weight-only quantizers do not cover.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import onnx
+import onnx_ir as ir
+import torch
+from torch import nn
+
+from export.renderer import ONNX_OPSET, _step
+from vera_mobile.errors import InputError
+from vera_mobile.models.kv_decoder import PastKeyValueDecoder
+from vera_mobile.models.planner import VeraPlanner
+from vera_mobile.runtime.onnx_planner import GRAPH_IO, MAX_SEQ_LEN_KEY
+
+Quant = Literal["fp32", "int4", "int8"]
+DEFAULT_MAX_SEQ_LEN = 2048  # 256 image tokens + a prompt of ~150 + up to 1024 new tokens, with room to spare
+INT4_BLOCK_SIZE = 32
+INT4_SYMMETRIC = False
+INT4_TENSOR_OPSET = 21  # the first opset with int4 tensors, which GatherBlockQuantized's table is
+# A protobuf file cannot exceed 2 GB; graphs whose weights pass this size keep them in `<name>.onnx.data`.
+EXTERNAL_DATA_BYTES = 1 << 30
+
+
+# --- The graphs ---------------------------------------------------------------------------------
+
+
+class VisionEncoderGraph(nn.Module):
+    """pixels [1, 3, S, S] in [0, 1] -> image embeddings [1, N, H] (vision tower + projector)."""
+
+    def __init__(self, model: VeraPlanner) -> None:
+        super().__init__()
+        self.vision_tower, self.projector = model.vision_tower, model.projector
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.vision_tower(pixels))
+
+
+class TokenEmbeddingGraph(nn.Module):
+    """input_ids [1, T] -> inputs_embeds [1, T, H]."""
+
+    def __init__(self, model: VeraPlanner) -> None:
+        super().__init__()
+        self.embed_tokens = model.language_model.model.embed_tokens
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.embed_tokens(input_ids)
+
+
+class RetouchHeadGraph(nn.Module):
+    """hidden3 [1, 3, H] + mask [1, 3] -> latent [1, 3H], as `VeraPlanner.latent`."""
+
+    def __init__(self, model: VeraPlanner) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, hidden3: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.model.latent(hidden3, mask)
+
+
+class _Graph(NamedTuple):
+    module: nn.Module
+    inputs: tuple[torch.Tensor, ...]  # examples; the names are runtime/onnx_planner.py's GRAPH_IO
+    dynamic_shapes: tuple[dict[int, torch.export.Dim] | None, ...]
+
+
+def _graphs(model: VeraPlanner, max_seq_len: int) -> dict[str, _Graph]:
+    config = model.config
+    hidden, size = config.hidden_size, config.vision.image_size
+    decoder = PastKeyValueDecoder(model.language_model, max_seq_len).eval()
+    core = decoder.core
+    cache_shape = (len(core.layers), core.num_kv_heads, 2, core.head_dim)  # examples: P = 2, T = 3
+    tokens = torch.export.Dim("tokens", min=1, max=max_seq_len)
+    past = torch.export.Dim("past", min=0, max=max_seq_len - 1)
+    return {
+        "vision_encoder": _Graph(VisionEncoderGraph(model).eval(), (torch.rand(1, 3, size, size),), (None,)),
+        "token_embedding": _Graph(
+            TokenEmbeddingGraph(model).eval(), (torch.zeros(1, 3, dtype=torch.int64),), ({1: tokens},)
+        ),
+        "text_decoder": _Graph(
+            decoder,
+            (torch.randn(1, 3, hidden), torch.randn(cache_shape), torch.randn(cache_shape)),
+            ({1: tokens}, {2: past}, {2: past}),
+        ),
+        "retouch_head": _Graph(
+            RetouchHeadGraph(model).eval(), (torch.randn(1, 3, hidden), torch.ones(1, 3)), (None, None)
+        ),
+    }
+
+
+# --- Export -------------------------------------------------------------------------------------
+
+
+def export_planner_onnx(
+    model: VeraPlanner,
+    out_dir: str | os.PathLike,
+    max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
+    quant: Quant = "fp32",
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Path]:
+    """Write the four planner graphs into `out_dir` with recipe `quant`; returns {graph name: .onnx path}.
+
+    `progress` receives one line per step. Graphs over EXTERNAL_DATA_BYTES of weights (the
+    full-size fp32 decoder) keep them in a `<name>.onnx.data` file next to the graph.
+    """
+    if quant not in ("fp32", "int4", "int8"):
+        raise InputError(f"ONNX planner recipe must be 'fp32', 'int4' or 'int8', got {quant!r}")
+    if not isinstance(max_seq_len, int) or max_seq_len < 2:
+        raise InputError(f"max_seq_len must be an integer of at least 2, got {max_seq_len!r}")
+    dtype = next(model.parameters()).dtype
+    if dtype != torch.float32:
+        raise InputError(
+            f"export the planner from float32 weights (load_planner(..., dtype=torch.float32)), not {dtype}"
+        )
+    report = progress or (lambda message: None)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    quantized = {"int4": ("token_embedding", "text_decoder"), "int8": ("text_decoder",)}.get(quant, ())
+    # Everything is written to a scratch folder first, so a failed export leaves no partial set behind.
+    with tempfile.TemporaryDirectory(prefix=".vera-onnx-", dir=out_dir) as scratch:
+        scratch = Path(scratch)
+        for name, graph in _graphs(model, max_seq_len).items():
+            final = scratch / f"{name}.onnx"
+            exported = scratch / f"{name}.fp32.onnx" if name in quantized else final
+            opset = INT4_TENSOR_OPSET if quant == "int4" and name == "token_embedding" else ONNX_OPSET
+            metadata = {MAX_SEQ_LEN_KEY: str(max_seq_len)} if name == "text_decoder" else {}
+            report(f"exporting {name} to ONNX (fp32)")
+            _export(name, graph, exported, opset, metadata)
+            if name in quantized:
+                report(f"quantizing {name} ({quant})")
+                with _step(f"quantizing the planner's {name} graph to {quant}"):
+                    if quant == "int4":
+                        _quantize_int4(exported, final, "Gather" if name == "token_embedding" else "MatMul")
+                    else:
+                        _quantize_int8(exported, final)
+        return {name: _move(scratch / f"{name}.onnx", out_dir) for name in GRAPH_IO}
+
+
+def _move(graph: Path, out_dir: Path) -> Path:
+    """Move a graph and its external weights, if any, into out_dir (dropping stale weights of an older export)."""
+    weights = graph.with_name(graph.name + ".data")  # the location both the exporter and the quantizers use
+    stale = out_dir / weights.name
+    if weights.exists():
+        os.replace(weights, stale)
+    elif stale.exists():
+        stale.unlink()
+    target = out_dir / graph.name
+    os.replace(graph, target)
+    return target
+
+
+def _export(name: str, graph: _Graph, path: Path, opset: int, metadata: dict[str, str]) -> None:
+    with torch.no_grad(), _step(f"exporting the planner's {name} graph to ONNX"):
+        program = torch.onnx.export(
+            graph.module,
+            graph.inputs,
+            dynamo=True,
+            input_names=list(GRAPH_IO[name][0]),
+            output_names=list(GRAPH_IO[name][1]),
+            dynamic_shapes=graph.dynamic_shapes,
+            opset_version=opset,
+            verbose=False,
+        )
+    _gemm_to_matmul(program.model.graph)
+    program.model.metadata_props.update(metadata)
+    external = f"{path.name}.data" if _weight_bytes(program.model.graph) > EXTERNAL_DATA_BYTES else None
+    ir.save(program.model, path, external_data=external)
+
+
+def _weight_bytes(graph: ir.Graph) -> int:
+    return sum(value.const_value.nbytes for value in graph.initializers.values() if value.const_value is not None)
+
+
+def _gemm_to_matmul(graph: ir.Graph) -> None:
+    """Rewrite `Gemm(x, W, transB=1)` with a constant W and no bias as `MatMul(x, W.T)`, in place.
+
+    The exporter writes each 2-D linear layer as a Gemm, but ONNX Runtime's weight quantizers
+    (MatMulNBits, dynamic int8) only take MatMul, which wants W as [in, out]: transpose it once here.
+    """
+    for node in list(graph):
+        weight = node.inputs[1] if node.op_type == "Gemm" and node.domain == "" else None
+        if weight is None or weight.const_value is None or len(node.inputs) > 2 or len(weight.uses()) != 1:
+            continue
+        attrs = {name: attr.value for name, attr in node.attributes.items()}
+        if attrs.get("transA", 0) != 0 or attrs.get("transB", 0) != 1 or attrs.get("alpha", 1.0) != 1.0:
+            continue
+        transposed = ir.Value(name=f"{weight.name}.T", const_value=ir.tensor(weight.const_value.numpy().T.copy()))
+        graph.register_initializer(transposed)
+        matmul = ir.node("MatMul", [node.inputs[0], transposed], name=node.name)
+        graph.insert_after(node, matmul)
+        output_name = node.outputs[0].name
+        ir.convenience.replace_all_uses_with(node.outputs[0], matmul.outputs[0], replace_graph_outputs=True)
+        graph.remove(node, safe=True)
+        graph.initializers.pop(weight.name)
+        matmul.outputs[0].name = output_name  # keeps graph output names such as "logits"
+
+
+# --- Quantization recipes -----------------------------------------------------------------------
+
+
+def _quantize_int4(source: Path, destination: Path, op_type: Literal["MatMul", "Gather"]) -> None:
+    """Block-wise 4-bit weights: MatMul -> MatMulNBits, or Gather -> GatherBlockQuantized.
+
+    One op type per graph: asked for Gather, the quantizer moves a graph below opset 21 to 21
+    (int4 tensors) without converting its ops. The embedding graph is exported at opset 21 for
+    that reason; the decoder, quantized for MatMul only, keeps opset 18.
+    """
+    quantizer = _nbits_quantizer_class()(
+        str(source),
+        bits=4,
+        block_size=INT4_BLOCK_SIZE,
+        is_symmetric=INT4_SYMMETRIC,
+        op_types_to_quantize=(op_type,),
+        quant_axes=(("MatMul", 0), ("Gather", 1)),  # blocks run along the input (K) / hidden axis
+    )
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(destination), use_external_data_format=_too_big(quantizer.model.model))
+
+
+def _nbits_quantizer_class() -> type:
+    """Import `MatMulNBitsQuantizer`, undoing the root-logger setup its module does on import.
+
+    That module calls `logging.basicConfig(level=INFO)`, which would flood every later export
+    (and the caller's program) with the toolchains' INFO messages.
+    """
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    root.setLevel(level)
+    root.handlers[:] = handlers
+    return MatMulNBitsQuantizer
+
+
+def _quantize_int8(source: Path, destination: Path) -> None:
+    """Per-channel int8 weights, activations quantized per call (MatMulInteger; fused at session load)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        source,
+        destination,
+        op_types_to_quantize=["MatMul"],
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        # int8 weights take a quarter of the fp32 bytes: the full-size decoder fits in one file again.
+        use_external_data_format=_file_bytes(source) // 4 > EXTERNAL_DATA_BYTES,
+    )
+
+
+def _file_bytes(graph: Path) -> int:
+    weights = graph.with_name(graph.name + ".data")
+    return graph.stat().st_size + (weights.stat().st_size if weights.exists() else 0)
+
+
+def _too_big(model: onnx.ModelProto) -> bool:
+    return sum(len(tensor.raw_data) for tensor in model.graph.initializer) > EXTERNAL_DATA_BYTES

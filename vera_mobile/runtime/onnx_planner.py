@@ -1,0 +1,145 @@
+"""The planner on ONNX Runtime (CPU): runs the four graphs written by export/planner_onnx.py.
+
+Implements generation.PlannerBackend. The decoder graph takes the keys and values of earlier
+positions as inputs and returns them grown by the new positions, so this backend holds them
+between `decode` calls and `reset` drops them. Fixed sizes (image size, hidden size, cache
+layout, `max_seq_len`) are read from the graphs, and graphs that do not fit each other are
+refused at load time with a message instead of failing mid-generation.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import CheckpointError, InputError
+
+# graph name -> (input names, output names), as export/planner_onnx.py writes them
+GRAPH_IO = {
+    "vision_encoder": (("pixels",), ("image_embeds",)),
+    "token_embedding": (("input_ids",), ("inputs_embeds",)),
+    "text_decoder": (
+        ("inputs_embeds", "past_keys", "past_values"),
+        ("logits", "hidden", "present_keys", "present_values"),
+    ),
+    "retouch_head": (("hidden3", "mask"), ("latent",)),
+}
+MAX_SEQ_LEN_KEY = "vera.max_seq_len"
+
+
+class OnnxPlanner:
+    """Implements generation.PlannerBackend on the four `<graph>.onnx` files of one export directory."""
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        directory = Path(directory)
+        self.sessions = {name: _session(directory / f"{name}.onnx", name) for name in GRAPH_IO}
+        self.image_size, self.hidden_size, self.cache_layout = _sizes(directory, self.sessions)
+        self.max_seq_len = _max_seq_len(self.sessions["text_decoder"], directory)
+        self.reset()
+
+    def encode_image(self, pixels: np.ndarray) -> np.ndarray:
+        """[3, S, S] in [0, 1] → [N, hidden] image embeddings."""
+        pixels = np.asarray(pixels, np.float32)
+        if pixels.shape != (3, self.image_size, self.image_size):
+            size = self.image_size
+            raise InputError(f"the vision encoder takes [3, {size}, {size}] pixels, got shape {pixels.shape}")
+        return self.sessions["vision_encoder"].run(None, {"pixels": pixels[None]})[0][0]
+
+    def embed(self, ids: np.ndarray) -> np.ndarray:
+        """[T] token ids → [T, hidden]."""
+        ids = np.asarray(ids, np.int64)
+        if ids.ndim != 1 or ids.size == 0:
+            raise InputError(f"embed takes a non-empty 1-D array of token ids, got shape {ids.shape}")
+        return self.sessions["token_embedding"].run(None, {"input_ids": ids[None]})[0][0]
+
+    def reset(self) -> None:
+        layers, heads, head_dim = self.cache_layout
+        self.keys = self.values = np.zeros((layers, heads, 0, head_dim), np.float32)
+
+    @property
+    def position(self) -> int:
+        return self.keys.shape[2]
+
+    def decode(self, embeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[T, hidden] embeddings of the next positions → (logits [vocab], hidden [hidden]) of the last one."""
+        embeds = np.asarray(embeds, np.float32)
+        if embeds.ndim != 2 or embeds.shape[1] != self.hidden_size or embeds.shape[0] == 0:
+            raise InputError(f"decode takes [T, {self.hidden_size}] embeddings, got shape {embeds.shape}")
+        if self.position + embeds.shape[0] > self.max_seq_len:
+            raise InputError(
+                f"the sequence would reach {self.position + embeds.shape[0]} positions, but this decoder was "
+                f"exported for at most {self.max_seq_len} (export again with a larger max_seq_len)"
+            )
+        feeds = {"inputs_embeds": embeds[None], "past_keys": self.keys, "past_values": self.values}
+        logits, hidden, self.keys, self.values = self.sessions["text_decoder"].run(None, feeds)
+        return logits[0], hidden[0]
+
+    def latent(self, hidden3: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """[3, hidden] states before the three retouch tokens + [3] mask → [3 * hidden] latent."""
+        hidden3, mask = np.asarray(hidden3, np.float32), np.asarray(mask, np.float32)
+        if hidden3.shape != (3, self.hidden_size) or mask.shape != (3,):
+            raise InputError(
+                f"latent takes [3, {self.hidden_size}] states and a [3] mask, got {hidden3.shape} and {mask.shape}"
+            )
+        return self.sessions["retouch_head"].run(None, {"hidden3": hidden3[None], "mask": mask[None]})[0][0]
+
+
+def _session(path: Path, name: str) -> Any:
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise CheckpointError(f"ONNX planner graph {path} does not exist (export it with export/planner_onnx.py)")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 0  # 0: ONNX Runtime's default, one thread per physical core
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own unrelated exception types for bad files
+        raise CheckpointError(f"ONNX Runtime could not load {path}: {exc}") from exc
+    inputs, outputs = GRAPH_IO[name]
+    names = tuple(arg.name for arg in session.get_inputs()), tuple(arg.name for arg in session.get_outputs())
+    if names != (inputs, outputs):
+        raise CheckpointError(
+            f"{path} is not the planner's {name} graph: it maps {list(names[0])} to {list(names[1])}, "
+            f"expected {list(inputs)} to {list(outputs)}"
+        )
+    return session
+
+
+def _sizes(directory: Path, sessions: dict[str, Any]) -> tuple[int, int, tuple[int, int, int]]:
+    """(image size, hidden size, (layers, kv heads, head dim)), checking that the graphs fit each other."""
+    image_size = sessions["vision_encoder"].get_inputs()[0].shape[-1]
+    decoder_embeds, cache = (arg.shape for arg in sessions["text_decoder"].get_inputs()[:2])
+    hidden, layout = decoder_embeds[-1], (cache[0], cache[1], cache[3])
+    if not all(isinstance(size, int) for size in (image_size, hidden, *layout)):
+        raise CheckpointError(
+            f"{directory}: the image size, hidden size and cache layout must be fixed in the graphs, found "
+            f"image {image_size}, hidden {hidden}, cache {layout}"
+        )
+    # Every graph must agree on the hidden size: graphs from two checkpoints do not mix.
+    widths = {
+        "vision_encoder output": sessions["vision_encoder"].get_outputs()[0].shape[-1],
+        "token_embedding output": sessions["token_embedding"].get_outputs()[0].shape[-1],
+        "text_decoder input": hidden,
+        "text_decoder hidden output": sessions["text_decoder"].get_outputs()[1].shape[-1],
+        "retouch_head input": sessions["retouch_head"].get_inputs()[0].shape[-1],
+    }
+    latent = sessions["retouch_head"].get_outputs()[0].shape[-1]
+    if set(widths.values()) != {hidden} or latent != 3 * hidden:
+        found = ", ".join(f"{where} {width}" for where, width in widths.items())
+        raise CheckpointError(
+            f"{directory}: the planner graphs disagree on the hidden size ({found}, retouch_head latent {latent}); "
+            "were they exported from different checkpoints?"
+        )
+    return image_size, hidden, layout
+
+
+def _max_seq_len(session: Any, directory: Path) -> int:
+    value = session.get_modelmeta().custom_metadata_map.get(MAX_SEQ_LEN_KEY)
+    if value is None or not value.isdigit():
+        raise CheckpointError(
+            f"{directory / 'text_decoder.onnx'}: metadata {MAX_SEQ_LEN_KEY} is missing or not a number"
+        )
+    return int(value)
