@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError, InputError
+from .onnx_session import open_onnx
 
 # graph name -> (input names, output names), as export/planner_onnx.py writes them
 GRAPH_IO = {
@@ -88,24 +89,7 @@ class OnnxPlanner:
 
 
 def _session(path: Path, name: str) -> Any:
-    import onnxruntime as ort
-
-    if not path.is_file():
-        raise CheckpointError(f"ONNX planner graph {path} does not exist (export it with export/planner_onnx.py)")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 0  # 0: ONNX Runtime's default, one thread per physical core
-    try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own unrelated exception types for bad files
-        raise CheckpointError(f"ONNX Runtime could not load {path}: {exc}") from exc
-    inputs, outputs = GRAPH_IO[name]
-    names = tuple(arg.name for arg in session.get_inputs()), tuple(arg.name for arg in session.get_outputs())
-    if names != (inputs, outputs):
-        raise CheckpointError(
-            f"{path} is not the planner's {name} graph: it maps {list(names[0])} to {list(names[1])}, "
-            f"expected {list(inputs)} to {list(outputs)}"
-        )
-    return session
+    return open_onnx(path, f"planner's {name} graph", *GRAPH_IO[name])
 
 
 def _sizes(directory: Path, sessions: dict[str, Any]) -> tuple[int, int, tuple[int, int, int]]:

@@ -11,7 +11,8 @@ import os
 import numpy as np
 
 from ..errors import CheckpointError
-from .renderer_backends import _existing, _onnx_session
+from .onnx_session import open_onnx
+from .renderer_backends import _existing
 
 
 def _batch(before: np.ndarray, after: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -40,7 +41,7 @@ class ExecuTorchReferenceEncoder:
 
 class OnnxReferenceEncoder:
     def __init__(self, path: str | os.PathLike) -> None:
-        self._session = _onnx_session(path, "encode", ("ref_before", "ref_after", "mask"), "latent")
+        self._session = open_onnx(path, "reference encoder", ("ref_before", "ref_after", "mask"), ("latent",))
 
     def encode(self, before: np.ndarray, after: np.ndarray, mask: np.ndarray) -> np.ndarray:
         ref_before, ref_after, mask = _batch(before, after, mask)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError, InputError
+from .onnx_session import open_onnx
 
 Shape = tuple[int, ...]
 
@@ -143,22 +144,7 @@ class OnnxRenderer(_FixedShapes):
 
 
 def _onnx_session(path: str | os.PathLike, program: str, inputs: tuple[str, ...], output: str) -> Any:
-    import onnxruntime as ort
-
-    path = _existing(path, f"ONNX {program} program")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 0  # 0: ONNX Runtime's default, one thread per physical core
-    try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own unrelated exception types for bad files
-        raise CheckpointError(f"ONNX Runtime could not load {path}: {exc}") from exc
-    names = tuple(arg.name for arg in session.get_inputs()), tuple(arg.name for arg in session.get_outputs())
-    if names != (inputs, (output,)):
-        raise CheckpointError(
-            f"{path} is not the renderer's {program} program: it maps {list(names[0])} to {list(names[1])}, "
-            f"expected {list(inputs)} to ['{output}']"
-        )
-    return session
+    return open_onnx(path, f"renderer's {program} program", inputs, (output,))
 
 
 def _fixed_shape(arg: Any, path: str | os.PathLike) -> Shape:
