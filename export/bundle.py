@@ -33,6 +33,14 @@ from .reference import VIEW_SIZE, export_reference_coreml, export_reference_exec
 from .renderer import export_renderer_coreml, export_renderer_executorch, export_renderer_onnx
 
 TARGETS = ("executorch", "onnx", "coreml")
+QUANT = ("fp32", "int4", "int8")  # planner weight precision; the renderer stays float
+# How each precision is realised per target: ExecuTorch needs dynamic-activation recipes
+# (its weight-only int4/int8 lowering computes garbage); ONNX Runtime has int4 MatMulNBits.
+PLANNER_RECIPES = {
+    "executorch": {"fp32": "fp32", "int4": "8da4w", "int8": "8da8w"},
+    "onnx": {"fp32": "fp32", "int4": "int4", "int8": "int8"},
+}
+MAX_SEQ_LEN = 2048  # 256 image tokens + a ~150-token prompt + up to 1024 new tokens, with room
 Progress = Callable[[str], None]
 
 
@@ -100,6 +108,54 @@ def _renderer_artifacts(
     ]
 
 
+def planner_methods(model: Any, max_seq_len: int) -> dict[str, Any]:
+    config = model.config
+    hidden, size = config.hidden_size, config.vision.image_size
+    return {
+        "vision_encoder": {"inputs": [_io("pixels", [1, 3, size, size])],
+                           "outputs": [_io("image_embeds", [1, config.vision.num_patches, hidden])]},
+        "token_embedding": {"inputs": [_io("input_ids", [1, "tokens"], "int64")],
+                            "outputs": [_io("inputs_embeds", [1, "tokens", hidden])]},
+        "text_decoder": {"inputs": [_io("inputs_embeds", [1, "tokens", hidden]), _io("input_pos", ["tokens"], "int64")],
+                         "outputs": [_io("logits", [1, int(config.text["vocab_size"])]), _io("hidden", [1, hidden])],
+                         "max_seq_len": max_seq_len},
+        "retouch_head": {"inputs": [_io("hidden3", [1, 3, hidden]), _io("mask", [1, 3])],
+                         "outputs": [_io("latent", [1, 3 * config.latent_dim])]},
+    }
+
+
+def _planner_artifacts(model: Any, target: str, quant: str, staging: Path, say: Progress) -> list[dict[str, Any]]:
+    """Export the planner for one target; ONNX's decoder takes past/present K/V instead of input_pos."""
+    from .planner_executorch import export_planner_executorch
+    from .planner_onnx import export_planner_onnx
+
+    recipe = PLANNER_RECIPES[target][quant]
+    methods = planner_methods(model, MAX_SEQ_LEN)
+    if target == "executorch":
+        path = export_planner_executorch(model, staging / "planner.pte", recipe, MAX_SEQ_LEN, progress=say)
+        # The stock runner aborts on a second decoder output, so the hidden state has its own method.
+        with_hidden = methods.pop("text_decoder")
+        methods["text_decoder"] = {**with_hidden, "outputs": with_hidden["outputs"][:1]}
+        methods["text_decoder_with_hidden"] = with_hidden
+        return [{"component": "planner", "target": target, "path": path.name, "sha256": sha256_of(path),
+                 "methods": methods, "recipe": recipe}]
+    entries = []
+    for name, path in export_planner_onnx(model, staging, MAX_SEQ_LEN, recipe, progress=say).items():
+        graph = dict(methods[name])
+        if name == "text_decoder":
+            kv = ["layers", "kv_heads", "past", "head_dim"]
+            graph["inputs"] = [graph["inputs"][0], _io("past_keys", kv), _io("past_values", kv)]
+            grown = [*kv[:2], "past + tokens", kv[3]]
+            graph["outputs"] = [*graph["outputs"], _io("present_keys", grown), _io("present_values", grown)]
+        entries.append({"component": "planner", "target": target, "path": path.name, "sha256": sha256_of(path),
+                        "methods": {name: graph}, "recipe": recipe})
+        weights = path.with_name(path.name + ".data")
+        if weights.is_file():  # external weights of a graph over 1 GiB
+            entries.append({"component": "planner", "target": target, "path": weights.name,
+                            "sha256": sha256_of(weights), "methods": {}, "recipe": recipe})
+    return entries
+
+
 def _reference_artifact(model: Any, latent_size: int, target: str, staging: Path) -> dict[str, Any]:
     view = [1, 3, VIEW_SIZE, VIEW_SIZE]
     methods = {"encode": {"inputs": [_io("ref_before", view), _io("ref_after", view), _io("mask", [1, 3])],
@@ -120,6 +176,7 @@ def export_bundle(
     out: str | Path,
     targets: tuple[str, ...] = TARGETS,
     reference: str | Path | None = None,
+    quant: str = "fp32",
     progress: Progress | None = None,
 ) -> Path:
     """Export the renderer (and the reference encoder, if any) for each target, the tokenizer and the manifest.
@@ -132,6 +189,8 @@ def export_bundle(
     unknown = [t for t in targets if t not in TARGETS]
     if unknown or not targets:
         raise InputError(f"unknown export target(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(TARGETS)}")
+    if quant not in QUANT:
+        raise InputError(f"unknown planner precision {quant!r}; choose from {', '.join(QUANT)}")
     if out.exists() and any(out.iterdir()):
         raise InputError(f"{out} already exists and is not empty; choose a new bundle folder")
     say = progress or (lambda message: None)
@@ -148,6 +207,9 @@ def export_bundle(
         tokenizer.save(staging / "tokenizer.json")
         artifacts = []
         for target in targets:
+            if target in PLANNER_RECIPES:
+                say(f"planner → {target} ({PLANNER_RECIPES[target][quant]})")
+                artifacts += _planner_artifacts(model, target, quant, staging, say)
             say(f"renderer → {target}")
             artifacts += _renderer_artifacts(folded, latent_size, target, staging, "renderer")
         if reference is not None:
@@ -176,7 +238,8 @@ def export_bundle(
             "prompts": prompt_section(),
             "preprocessing": preprocessing_section(model.config.vision.image_size),
             "renderer": renderer_section(folded.bias_size, model.config.latent_dim),
-            "quantization": {"renderer": "fp32 (ExecuTorch, ONNX); fp16 and fp32 (Core ML)",
+            "quantization": {"planner": {t: PLANNER_RECIPES[t][quant] for t in targets if t in PLANNER_RECIPES},
+                             "renderer": "fp32 (ExecuTorch, ONNX); fp16 and fp32 (Core ML)",
                              "reference": "fp32 (ExecuTorch, ONNX); fp16 (Core ML)"},
             "artifacts": artifacts,
             "golden": [_renderer_golden(folded, latent_size)],

@@ -1,0 +1,330 @@
+"""Export the planner as one ExecuTorch `.pte` that ExecuTorch's stock multimodal runner can drive.
+
+Methods (ExecuTorch's multimodal names, `extension/llm/runner/constants.h`):
+
+    vision_encoder(pixels [1,3,S,S] in [0,1])              -> image embeddings [1, N, H]
+    token_embedding(ids [1,T] int64)                       -> embeddings [1, T, H]
+    text_decoder(embeds [1,T,H], input_pos [T] int64)      -> logits [1, V] of the last position
+    text_decoder_with_hidden(embeds, input_pos)            -> logits [1, V], final-norm hidden [1, H]
+    retouch_head(hidden3 [1,3,H], mask [1,3])              -> latent [1, 3H]
+    get_max_seq_len, get_max_context_len, get_bos_id, get_eos_ids, get_vocab_size,
+    use_kv_cache, use_sdpa_with_kv_cache, enable_dynamic_shape   (constants the runner reads)
+
+T is dynamic (1 .. max_seq_len). Why two decoder methods: the stock runner's decode step aborts
+the process unless `text_decoder` returns exactly one output (`MultimodalDecoderRunner::decode`:
+"More then one output returned from executing LLM."), and our generation loop needs the hidden
+state as well. Both methods are the same graph over the same K/V buffers, which are planned once
+and shared between methods (`share_mutable_buffers`), so a sequence may mix them freely.
+
+Recipes: `fp32`; `8da4w` (int8 dynamic activations x int4 grouped weights for every decoder
+linear, lm_head included, with int8 per-row embeddings); `8da4w-emb4` (the same with int4 grouped
+embeddings); `8da8w` (int8 per-channel weights, int8 embeddings). Weight-only int8/int4 linears
+are not offered: this ExecuTorch lowers them without complaint and computes garbage. The vision
+encoder (FastViTHD + projector) is fp32 unless `vision="8da8w"`: int8 dynamic activations x int8
+per-channel weights for every convolution and linear, through XNNPACK's PT2E quantizer (torchao's
+linear configs would leave the convolutions, most of its weights, alone). The retouch head stays
+fp32. Quantized embeddings run on ExecuTorch's quantized kernels, which every runtime loading
+such a program must register: `import executorch.kernels.quantized` in Python (the stock runner
+included), the quantized ops library in an app's ExecuTorch build ("Missing operator:
+quantized_decomposed::embedding_byte.out" otherwise).
+
+With this `.pte` and `tokenizer.json`, the stock `MultimodalRunner` (executorch.extension.llm.runner)
+generates our greedy text when given: inputs [text before `<image>`, the planner view as a float
+[3,S,S] tensor in [0,1], text after]; `GenerationConfig(temperature=0.0, echo=False)` (defaults are
+0.8 and True); `num_bos=0` (the default; Qwen2 has no BOS). It still differs from our loop in ways
+an app must know: it emits the EOS token's text before stopping; its sampler only considers ids
+below the tokenizer's vocabulary size (Qwen2 pads the embedding to 151936 rows: trained models
+never pick the padding, random ones can); its `max_new_tokens` counts the EOS token; it prefills
+each input separately (same positions, float rounding aside); it tokenizes text with its own C++
+tokenizer (RE2 rejects the Qwen2 pattern's lookahead, so it falls back to PCRE2; the auto
+prompt's ids still match ours); and it cannot gather the retouch hidden states, so the
+latent needs our loop (or an app-side loop over `text_decoder_with_hidden`).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from vera_mobile.errors import InputError
+from vera_mobile.models.kv_decoder import StaticCacheDecoder
+from vera_mobile.models.planner import VeraPlanner
+
+DEFAULT_MAX_SEQ_LEN = 1024
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the language model's linears and token embedding are stored (None: fp32)."""
+
+    linear: str | None  # "8da4w" or "8da8w"
+    embedding_bits: int | None  # 8 (per row) or 4 (grouped)
+
+
+RECIPES = {
+    "fp32": Recipe(linear=None, embedding_bits=None),
+    "8da4w": Recipe(linear="8da4w", embedding_bits=8),
+    "8da4w-emb4": Recipe(linear="8da4w", embedding_bits=4),
+    "8da8w": Recipe(linear="8da8w", embedding_bits=8),
+}
+
+
+@contextmanager
+def _step(what: str, progress: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Report the export step, and name it in any exception from the (verbose, fast-changing) toolchains."""
+    if progress is not None:
+        progress(what)
+    try:
+        yield
+    except Exception as exc:
+        exc.add_note(f"vera-mobile: this happened while {what}")
+        raise
+
+
+# --- The programs --------------------------------------------------------------------------------
+
+
+class VisionEncoderProgram(nn.Module):
+    def __init__(self, model: VeraPlanner) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(pixels)
+
+
+class TokenEmbeddingProgram(nn.Module):
+    def __init__(self, embed_tokens: nn.Module) -> None:
+        super().__init__()
+        self.embed_tokens = embed_tokens
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.embed_tokens(ids)
+
+
+class TextDecoderProgram(nn.Module):
+    """The static-cache decoder, returning logits only or logits and hidden state.
+
+    Both variants keep the decoder under the same attribute name, so their K/V buffers have the
+    same fully qualified names: that is what lets ExecuTorch plan them as one shared state.
+    """
+
+    def __init__(self, decoder: StaticCacheDecoder, with_hidden: bool) -> None:
+        super().__init__()
+        self.decoder, self.with_hidden = decoder, with_hidden
+
+    def forward(self, embeds: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        logits, hidden = self.decoder(embeds, input_pos)
+        return (logits, hidden) if self.with_hidden else logits
+
+
+class RetouchHeadProgram(nn.Module):
+    def __init__(self, model: VeraPlanner) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, hidden3: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.model.latent(hidden3, mask)
+
+
+VISION_RECIPES = ("fp32", "8da8w")
+
+
+class _Program(NamedTuple):
+    module: nn.Module
+    inputs: tuple[torch.Tensor, ...]  # example inputs: they fix the static shapes
+    dynamic_shapes: Any = None
+    strict: bool = False
+
+
+# --- Quantization --------------------------------------------------------------------------------
+
+
+def _check_group_size(language_model: nn.Module, group_size: int) -> None:
+    """Grouped int4 weights need every linear's input width to be a multiple of the group size."""
+    if not isinstance(group_size, int) or isinstance(group_size, bool) or group_size <= 0:
+        raise InputError(f"group_size must be a positive integer, got {group_size!r}")
+    widths = {m.in_features for m in language_model.modules() if isinstance(m, nn.Linear)}
+    bad = sorted(w for w in widths if w % group_size)
+    if bad:
+        raise InputError(
+            f"group_size {group_size} does not divide the input width(s) {bad} of the language model's "
+            "linear layers; choose a divisor such as 32"
+        )
+
+
+def quantize_language_model(language_model: nn.Module, recipe: Recipe, group_size: int) -> nn.Module:
+    """A quantized copy of the Qwen2 model (the caller's model is left untouched)."""
+    if recipe.linear is None and recipe.embedding_bits is None:
+        return language_model
+    from torchao.quantization.granularity import PerAxis, PerGroup
+    from torchao.quantization.quant_api import (
+        Int8DynamicActivationIntxWeightConfig,
+        IntxWeightOnlyConfig,
+        quantize_,
+    )
+
+    if recipe.linear == "8da4w" or recipe.embedding_bits == 4:
+        _check_group_size(language_model, group_size)
+    quantized = copy.deepcopy(language_model)
+    if recipe.embedding_bits is not None:
+        # Weight-only is right for a lookup table: no matmul, the kernel dequantizes the rows it gathers.
+        bits = recipe.embedding_bits
+        config = IntxWeightOnlyConfig(
+            weight_dtype=getattr(torch, f"int{bits}"),
+            granularity=PerAxis(0) if bits == 8 else PerGroup(group_size),
+        )
+        quantize_(quantized, config, filter_fn=lambda module, _: isinstance(module, nn.Embedding))
+    if recipe.linear is not None:
+        int4 = recipe.linear == "8da4w"
+        config = Int8DynamicActivationIntxWeightConfig(
+            weight_dtype=torch.int4 if int4 else torch.int8,
+            weight_granularity=PerGroup(group_size) if int4 else PerAxis(0),
+        )
+        quantize_(quantized, config, filter_fn=lambda module, _: isinstance(module, nn.Linear))
+    return quantized
+
+
+def quantize_vision_encoder(program: nn.Module, pixels: torch.Tensor) -> torch.fx.GraphModule:
+    """The vision encoder with int8 dynamic activations x int8 per-channel weights (convs and linears)."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True))
+    with torch.no_grad():
+        graph = prepare_pt2e(torch.export.export(program, (pixels,)).module(), quantizer)
+        graph(pixels)  # one pass lets the weight observers see the weights; activations are quantized at run time
+        return convert_pt2e(graph)
+
+
+# --- Export ----------------------------------------------------------------------------------------
+
+
+def _metadata(model: VeraPlanner, max_seq_len: int) -> dict[str, object]:
+    """The constant methods ExecuTorch's LLM runners read (`get_llm_metadata`, `get_eos_ids`)."""
+    text = model.config.text
+    eos = list(model.config.eos_token_ids)
+    if not eos:
+        raise InputError("the checkpoint's config names no eos_token_id; generation needs one to stop")
+    return {
+        "get_max_seq_len": max_seq_len,
+        "get_max_context_len": max_seq_len,
+        # Read only when a runner is asked to prepend BOS (num_bos > 0); Qwen2 prompts start without one.
+        "get_bos_id": int(text.get("bos_token_id", -1)),
+        "get_eos_ids": eos,
+        "get_vocab_size": int(text["vocab_size"]),
+        "use_kv_cache": True,
+        "use_sdpa_with_kv_cache": False,
+        "enable_dynamic_shape": True,
+    }
+
+
+def _export_programs(
+    model: VeraPlanner,
+    language_model: nn.Module,
+    vision: str,
+    max_seq_len: int,
+    progress: Callable[[str], None] | None,
+) -> dict[str, torch.export.ExportedProgram]:
+    from torch.export import Dim
+
+    config = model.config
+    size, hidden = config.vision.image_size, config.hidden_size
+    seq = Dim("seq", min=1, max=max_seq_len)
+    decoder = StaticCacheDecoder(language_model, max_seq_len).eval()
+    pixels = torch.full((1, 3, size, size), 0.5)
+    vision_encoder = VisionEncoderProgram(model).eval()
+    if vision == "8da8w":
+        with _step("quantizing the vision encoder (8da8w)", progress):
+            vision_encoder = quantize_vision_encoder(vision_encoder, pixels)
+    decoder_inputs = (torch.zeros(1, 2, hidden), torch.arange(2))
+    decoder_shapes = ({1: seq}, {0: seq})
+    programs = {
+        "vision_encoder": _Program(vision_encoder, (pixels,)),
+        "token_embedding": _Program(
+            TokenEmbeddingProgram(language_model.model.embed_tokens).eval(),
+            (torch.zeros(1, 2, dtype=torch.long),),
+            ({1: seq},),
+        ),
+        # strict=True for the K/V-cache decoder: the tracing mode this project validated for in-place buffer writes.
+        "text_decoder": _Program(
+            TextDecoderProgram(decoder, False).eval(), decoder_inputs, decoder_shapes, strict=True
+        ),
+        "text_decoder_with_hidden": _Program(
+            TextDecoderProgram(decoder, True).eval(), decoder_inputs, decoder_shapes, strict=True
+        ),
+        "retouch_head": _Program(RetouchHeadProgram(model).eval(), (torch.zeros(1, 3, hidden), torch.ones(1, 3))),
+    }
+    exported = {}
+    for name, program in programs.items():
+        with torch.no_grad(), _step(f"running torch.export on the planner's {name} method", progress):
+            exported[name] = torch.export.export(
+                program.module, program.inputs, dynamic_shapes=program.dynamic_shapes, strict=program.strict
+            )
+    return exported
+
+
+def export_planner_executorch(
+    model: VeraPlanner,
+    path: str | os.PathLike,
+    recipe: str = "fp32",
+    max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
+    group_size: int = 32,
+    progress: Callable[[str], None] | None = None,
+    vision: str = "fp32",
+) -> Path:
+    """Write the planner `.pte` (methods in the module docstring) lowered to XNNPACK; returns its path.
+
+    `recipe` sets the language model's weights, `vision` the vision encoder's ("fp32" or "8da8w").
+    `group_size` is the int4 group width (8da4w linears, 4-bit embeddings); int8 weights are per
+    row. `progress` receives a line per export step. The file is written only once complete.
+    """
+    if recipe not in RECIPES:
+        raise InputError(f"unknown ExecuTorch recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
+    if vision not in VISION_RECIPES:
+        raise InputError(f"unknown vision recipe {vision!r}; choose one of: {', '.join(VISION_RECIPES)}")
+    if not isinstance(max_seq_len, int) or isinstance(max_seq_len, bool) or max_seq_len < 2:
+        raise InputError(f"max_seq_len must be an integer >= 2, got {max_seq_len!r}")
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
+    from executorch.exir.passes import MemoryPlanningPass
+
+    metadata = _metadata(model, max_seq_len)
+    model = model.eval()
+    with _step(f"quantizing the language model ({recipe})", progress):
+        language_model = quantize_language_model(model.language_model, RECIPES[recipe], group_size)
+    exported = _export_programs(model, language_model, vision, max_seq_len, progress)
+    with torch.no_grad(), _step("lowering the planner to ExecuTorch with XNNPACK", progress):
+        edge = to_edge_transform_and_lower(
+            exported,
+            partitioner=[XnnpackPartitioner()],
+            # torchao's quantized graphs keep aten._to_copy, which the dim-order IR check rejects.
+            compile_config=EdgeCompileConfig(_check_ir_validity=False),
+            constant_methods=metadata,
+        )
+    with torch.no_grad(), _step("planning memory and serializing the planner program", progress):
+        program = edge.to_executorch(
+            ExecutorchBackendConfig(
+                memory_planning_pass=MemoryPlanningPass(share_mutable_buffers=True),
+                # Fuses torchao's dequantize + embedding into ExecuTorch's quantized embedding kernels
+                # (torchao::dequantize_affine itself has no ExecuTorch kernel).
+                do_quant_fusion_and_const_prop=True,
+            )
+        )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(program.buffer)
+    partial.replace(path)  # no half-written .pte under the real name
+    return path

@@ -1,0 +1,99 @@
+"""The ExecuTorch backend of the planner: runs the methods of a planner `.pte` (export/planner_executorch.py).
+
+Implements `generation.PlannerBackend` with the ExecuTorch Python runtime, numpy in and out. The
+K/V cache lives inside the program; this class only keeps the position the next call writes to.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CheckpointError, InputError
+
+REQUIRED_METHODS = ("vision_encoder", "token_embedding", "text_decoder_with_hidden", "retouch_head", "get_max_seq_len")
+
+
+def _tensor(array: np.ndarray, dtype: np.dtype) -> "torch.Tensor":  # noqa: F821 (imported lazily)
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=dtype))
+
+
+class ExecuTorchPlanner:
+    """Implements generation.PlannerBackend on a planner `.pte`."""
+
+    def __init__(self, pte_path: str | os.PathLike) -> None:
+        path = Path(pte_path)
+        if not path.is_file():
+            raise CheckpointError(f"planner program {path} does not exist")
+        # Quantized-embedding programs call ExecuTorch's quantized kernels, registered by this import.
+        import executorch.kernels.quantized  # noqa: F401
+        from executorch.runtime import Runtime
+
+        try:
+            program = Runtime.get().load_program(path)
+        except Exception as exc:
+            raise CheckpointError(f"{path} is not a loadable ExecuTorch program: {exc}") from exc
+        missing = [name for name in REQUIRED_METHODS if name not in program.method_names]
+        if missing:
+            raise CheckpointError(
+                f"{path} lacks the planner method(s) {', '.join(missing)}; it was not written by "
+                "export_planner_executorch"
+            )
+        self.path = path
+        self._methods = {name: program.load_method(name) for name in REQUIRED_METHODS}
+        self.max_seq_len = int(self._methods["get_max_seq_len"].execute([])[0])
+        pixels_meta = program.metadata("vision_encoder").input_tensor_meta(0)
+        self.image_size = int(pixels_meta.sizes()[-1])
+        self.hidden_size = int(program.metadata("retouch_head").input_tensor_meta(0).sizes()[-1])
+        self.position = 0
+
+    def _run(self, name: str, *inputs: "torch.Tensor") -> list[np.ndarray]:  # noqa: F821
+        return [output.numpy() for output in self._methods[name].execute(list(inputs))]
+
+    def encode_image(self, pixels: np.ndarray) -> np.ndarray:
+        """[3, S, S] in [0, 1] → [N, hidden] image embeddings."""
+        expected = (3, self.image_size, self.image_size)
+        if pixels.shape != expected:
+            raise InputError(f"planner pixels must have shape {expected}, got {pixels.shape}")
+        return self._run("vision_encoder", _tensor(pixels, np.float32)[None])[0][0]
+
+    def embed(self, ids: np.ndarray) -> np.ndarray:
+        """[T] int64 token ids → [T, hidden]."""
+        if ids.ndim != 1 or ids.shape[0] == 0 or not np.issubdtype(ids.dtype, np.integer):
+            raise InputError(f"token ids must be a non-empty 1-D integer array, got {ids.dtype} {ids.shape}")
+        return self._run("token_embedding", _tensor(ids, np.int64)[None])[0][0]
+
+    def reset(self) -> None:
+        # Stale cache slots need no clearing: the decoder masks every slot after the query position,
+        # and each slot is written before a query at or after it reads it.
+        self.position = 0
+
+    def decode(self, embeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Run T new positions; returns the last position's logits [V] and final-norm hidden state [H]."""
+        if embeds.ndim != 2 or embeds.shape[0] == 0 or embeds.shape[1] != self.hidden_size:
+            raise InputError(f"decoder embeddings must have shape [T, {self.hidden_size}], got {embeds.shape}")
+        length = embeds.shape[0]
+        if self.position + length > self.max_seq_len:
+            raise InputError(
+                f"the sequence would reach {self.position + length} positions, beyond this program's "
+                f"max_seq_len of {self.max_seq_len}; export with a larger max_seq_len or generate fewer tokens"
+            )
+        positions = np.arange(self.position, self.position + length, dtype=np.int64)
+        embeds_tensor, positions_tensor = _tensor(embeds, np.float32)[None], _tensor(positions, np.int64)
+        logits, hidden = self._run("text_decoder_with_hidden", embeds_tensor, positions_tensor)
+        self.position += length
+        return logits[0], hidden[0]
+
+    def latent(self, hidden3: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """[3, hidden] states before the retouch tokens + [3] mask → [3 * hidden] latent."""
+        if hidden3.shape != (3, self.hidden_size) or mask.shape != (3,):
+            raise InputError(
+                f"retouch head inputs must have shapes (3, {self.hidden_size}) and (3,), "
+                f"got {hidden3.shape} and {mask.shape}"
+            )
+        hidden3_tensor, mask_tensor = _tensor(hidden3, np.float32)[None], _tensor(mask, np.float32)[None]
+        return self._run("retouch_head", hidden3_tensor, mask_tensor)[0][0]
