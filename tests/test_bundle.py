@@ -33,6 +33,14 @@ def test_manifest_validates_against_the_schema(bundle):
     assert manifest["tokenizer"]["retouch_token_ids"] == [151649, 151650, 151651]
 
 
+def test_inspect_describes_a_bundle(bundle, capsys):
+    assert main(["inspect", str(bundle)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "all files match their sha256" in report["kind"]
+    assert {"component": "renderer", "target": "executorch", "path": "renderer.pte",
+            "methods": ["condition", "render_points"]} in report["artifacts"]
+
+
 def test_golden_vectors_reproduce_on_the_bundled_renderers(bundle):
     loaded = load_bundle(bundle)
     golden = next(g for g in loaded.manifest["golden"] if g["component"] == "renderer")

@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="new bundle folder (must not exist or be empty)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("inspect", help="describe a checkpoint directory or encoder_renderer.pth")
+    p = sub.add_parser("inspect", help="describe a bundle, a checkpoint directory or an encoder_renderer.pth")
     p.add_argument("path")
     p.set_defaults(func=cmd_inspect)
 

@@ -66,8 +66,27 @@ def describe_reference(path: Path) -> dict[str, Any]:
     }
 
 
+def describe_bundle(path: Path) -> dict[str, Any]:
+    from .bundle import load_bundle
+
+    manifest = load_bundle(path).manifest  # also verifies every file's sha256
+    return {
+        "kind": f"export bundle (schema version {manifest['schema_version']}, all files match their sha256)",
+        "path": str(path),
+        "source": manifest["source"],
+        "model": manifest["model"],
+        "quantization": manifest["quantization"],
+        "artifacts": [
+            {key: entry[key] for key in ("component", "target", "path")} | {"methods": sorted(entry["methods"])}
+            for entry in manifest["artifacts"]
+        ],
+    }
+
+
 def describe(path: Path) -> dict[str, Any]:
-    """A JSON-ready description of a planner checkpoint directory or an encoder_renderer.pth."""
+    """A JSON-ready description of a bundle, a planner checkpoint directory or an encoder_renderer.pth."""
+    if (path / "manifest.json").is_file():
+        return describe_bundle(path)
     if path.is_dir():
         return describe_planner(path)
     if path.is_file():
