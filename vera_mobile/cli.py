@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
 
 from .errors import InputError, VeraError
+from .files import write_text_atomic
 from .prompts import MODES, PLANNER_MODES, Request
 from .runtime.retoucher import DEFAULT_RENDER, RENDER_MODES, RENDERER_BACKENDS
 
@@ -34,19 +33,6 @@ def _read_params(path: str | None) -> dict | None:
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object of slider name → value or {{'value': number}}")
     return data
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a text file so that it either appears whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _output_paths(photos: Sequence[str], out_dir: Path) -> list[Path]:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 from .errors import InputError
+from .files import write_text_atomic
 from .photo_io import to_pixels
 from .runtime.render import RendererBackend, render_flat
 
@@ -160,22 +160,10 @@ def write_cube(path: str | os.PathLike, lut: np.ndarray, title: str = "vera-mobi
 
 
 def _write_text_atomically(target: Path, text: str) -> None:
-    """Write into a temporary file beside `target`, then rename it over `target`.
-
-    Readers see the old file or the complete new one, never a partial one (as photo_io's saves).
-    """
-    temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with temp.open("x", encoding="ascii", newline="\n") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())  # on disk before the rename, or a crash could expose an empty file
-        os.replace(temp, target)
+        write_text_atomic(target, text, encoding="ascii")
     except (OSError, UnicodeEncodeError) as exc:
         raise InputError(f"could not write the LUT to {target}: {exc}") from exc
-    finally:
-        temp.unlink(missing_ok=True)  # no-op after a successful rename
 
 
 def read_cube(path: str | os.PathLike) -> np.ndarray:
