@@ -34,3 +34,18 @@ def skimage_photo(name: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         pytest.skip("scikit-image (which ships the sample photos) is not installed")
     return Path(spec.submodule_search_locations[0]) / "data" / name
+
+
+def random_renderer(latent_dim: int, hidden_dims: tuple[int, ...], seed: int, spread: float = 0.3):
+    """A seeded renderer whose LayerNorm affine is not the identity, so folding mistakes show."""
+    import torch
+
+    from vera_mobile.models.renderer import ConditionalMLPDecoder
+
+    torch.manual_seed(seed)
+    decoder = ConditionalMLPDecoder(latent_dim, hidden_dims).eval()
+    with torch.no_grad():
+        for norm in decoder.layer_norms:
+            norm.weight.normal_(1.0, spread)
+            norm.bias.normal_(0.0, spread)
+    return decoder

@@ -4,23 +4,14 @@ import pytest
 import torch
 
 from vera_mobile.models.folded_renderer import FoldedRenderer
+from conftest import random_renderer
+
 from vera_mobile.models.renderer import ConditionalMLPDecoder, expand_mask
-
-
-def randomised(latent_dim: int, hidden_dims: tuple[int, ...], seed: int) -> ConditionalMLPDecoder:
-    """A renderer whose LayerNorm affine is not the identity, so folding it actually matters."""
-    torch.manual_seed(seed)
-    decoder = ConditionalMLPDecoder(latent_dim, hidden_dims).eval()
-    with torch.no_grad():
-        for norm in decoder.layer_norms:
-            norm.weight.normal_(1.0, 0.3)
-            norm.bias.normal_(0.0, 0.3)
-    return decoder
 
 
 @pytest.mark.parametrize("latent_dim, hidden_dims", [(896, (128, 256, 512)), (16, (8, 16, 32)), (4, (5, 7))])
 def test_folded_equals_reference(latent_dim, hidden_dims):
-    decoder = randomised(latent_dim, hidden_dims, seed=latent_dim)
+    decoder = random_renderer(latent_dim, hidden_dims, seed=latent_dim)
     folded = FoldedRenderer(decoder)
     points = torch.rand(20_000, 3) * 2 - 1
     points[:8] = torch.tensor([[-1, -1, -1], [1, 1, 1], [-1, 1, -1], [1, -1, 1], [0, 0, 0], [1, 0, -1], [-1, 0, 1], [0.5, 0.5, 0.5]])
@@ -36,7 +27,7 @@ def test_folded_equals_reference(latent_dim, hidden_dims):
 
 
 def test_masked_groups_do_not_affect_the_biases():
-    folded = FoldedRenderer(randomised(16, (8, 16, 32), seed=1))
+    folded = FoldedRenderer(random_renderer(16, (8, 16, 32), seed=1))
     latent = torch.randn(1, 48)
     changed = latent.clone()
     changed[:, 16:32] = torch.randn(1, 16)  # only the masked-off colour&temp slice differs

@@ -29,6 +29,8 @@ from vera_mobile.runtime.render import render_flat, render_pixels  # noqa: E402
 from vera_mobile.runtime.renderer_backends import ExecuTorchRenderer, OnnxRenderer  # noqa: E402
 from vera_mobile.runtime.torch_backend import TorchRenderer  # noqa: E402
 
+from conftest import random_renderer  # noqa: E402
+
 TILE = 4096
 SMALL = {"latent_dim": 64, "hidden_dims": (16, 32, 64)}
 UPSTREAM = {"latent_dim": 896, "hidden_dims": (128, 256, 512)}
@@ -36,13 +38,7 @@ BACKENDS = ("executorch", "onnx")
 
 
 def make_decoder(seed: int, latent_dim: int, hidden_dims: tuple[int, ...]) -> ConditionalMLPDecoder:
-    torch.manual_seed(seed)
-    decoder = ConditionalMLPDecoder(latent_dim, hidden_dims).eval()
-    with torch.no_grad():
-        for norm in decoder.layer_norms:
-            norm.weight.normal_(1.0, 0.5)
-            norm.bias.normal_(0.0, 0.5)
-    return decoder
+    return random_renderer(latent_dim, hidden_dims, seed, spread=0.5)
 
 
 def export_backend(kind: str, folded: FoldedRenderer, out_dir) -> ExecuTorchRenderer | OnnxRenderer:
