@@ -156,6 +156,31 @@ def _planner_artifacts(model: Any, target: str, quant: str, staging: Path, say: 
     return entries
 
 
+def _planner_golden(model: Any, tokenizer: Tokenizer, target: str, quant: str, staging: Path) -> dict[str, Any]:
+    """Record the golden vectors of one target's planner by running the staged artifact itself.
+
+    Core ML cannot run on Linux, so its record comes from the fp32 torch reference, with the
+    looser tolerance an fp16 or quantized program needs and no exact-token requirement.
+    """
+    from vera_mobile.runtime.selfcheck import record_planner_golden
+
+    if target == "executorch":
+        from vera_mobile.runtime.executorch_planner import ExecuTorchPlanner
+
+        backend, quantized, source = ExecuTorchPlanner(staging / "planner.pte"), quant != "fp32", "the exported .pte"
+    elif target == "onnx":
+        from vera_mobile.runtime.onnx_planner import OnnxPlanner
+
+        backend, quantized, source = OnnxPlanner(staging), quant != "fp32", "the exported graphs"
+    else:
+        from vera_mobile.runtime.torch_backend import TorchPlanner
+
+        backend, quantized, source = TorchPlanner(model), True, "the fp32 torch reference (Core ML cannot run on Linux)"
+    record = record_planner_golden(backend, tokenizer, model.config.eos_token_ids, model.config.vision.image_size,
+                                   model.config.hidden_size, quantized)
+    return {**record, "target": target, "recorded_with": source}
+
+
 def _reference_artifact(model: Any, latent_size: int, target: str, staging: Path) -> dict[str, Any]:
     view = [1, 3, VIEW_SIZE, VIEW_SIZE]
     methods = {"encode": {"inputs": [_io("ref_before", view), _io("ref_after", view), _io("mask", [1, 3])],
@@ -205,11 +230,13 @@ def export_bundle(
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         tokenizer.save(staging / "tokenizer.json")
-        artifacts = []
+        artifacts, golden = [], [_renderer_golden(folded, latent_size)]
         for target in targets:
             if target in PLANNER_RECIPES:
                 say(f"planner → {target} ({PLANNER_RECIPES[target][quant]})")
                 artifacts += _planner_artifacts(model, target, quant, staging, say)
+                say(f"recording the {target} planner's golden vectors")
+                golden.append(_planner_golden(model, tokenizer, target, quant, staging))
             say(f"renderer → {target}")
             artifacts += _renderer_artifacts(folded, latent_size, target, staging, "renderer")
         if reference is not None:
@@ -242,7 +269,7 @@ def export_bundle(
                              "renderer": "fp32 (ExecuTorch, ONNX); fp16 and fp32 (Core ML)",
                              "reference": "fp32 (ExecuTorch, ONNX); fp16 (Core ML)"},
             "artifacts": artifacts,
-            "golden": [_renderer_golden(folded, latent_size)],
+            "golden": golden,
         }
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         if out.exists():

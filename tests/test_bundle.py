@@ -6,12 +6,13 @@ import shutil
 import jsonschema
 import numpy as np
 import pytest
+import torch
 
 from vera_mobile.bundle import SCHEMA_PATH, load_bundle
 from vera_mobile.cli import main
 from vera_mobile.errors import CheckpointError
 from vera_mobile.prompts import Request
-from vera_mobile.runtime.renderer_backends import ExecuTorchRenderer, OnnxRenderer
+from vera_mobile.runtime.selfcheck import FLOAT_TOLERANCE, GOLDEN_TOKENS, HEAD_MASK, check_bundle, golden_hidden3
 
 
 @pytest.fixture(scope="module")
@@ -41,20 +42,39 @@ def test_inspect_describes_a_bundle(bundle, capsys):
             "methods": ["condition", "render_points"]} in report["artifacts"]
 
 
-def test_golden_vectors_reproduce_on_the_bundled_renderers(bundle):
-    loaded = load_bundle(bundle)
-    golden = next(g for g in loaded.manifest["golden"] if g["component"] == "renderer")
-    backends = [
-        ExecuTorchRenderer(bundle / loaded.artifact("renderer", "executorch")["path"]),
-        OnnxRenderer(bundle / "renderer_condition.onnx", bundle / "renderer_render_points.onnx"),
-    ]
-    for backend in backends:
-        biases = backend.condition(np.array(golden["condition"]["latent"], np.float32), np.array(golden["condition"]["mask"], np.float32))
-        np.testing.assert_allclose(biases, golden["condition"]["biases"], atol=golden["tolerance"])
-        points = np.zeros((backend.tile, 3), np.float32)
-        points[:16] = golden["render_points"]["points"]
-        colors = backend.render_points(points, biases)[:16]
-        np.testing.assert_allclose(colors, golden["render_points"]["colors"], atol=golden["tolerance"])
+@pytest.mark.parametrize("backend", ["executorch", "onnx"])
+def test_golden_vectors_reproduce_on_each_runtime(bundle, backend, capsys):
+    assert check_bundle(bundle, backend) == {"renderer": [], "planner": []}
+    assert main(["check", str(bundle), "--backend", backend]) == 0
+    assert f"planner ({backend}): reproduces its golden vectors" in capsys.readouterr().out
+
+
+def test_planner_golden_records_are_recorded_per_target_and_agree(bundle, tiny_planner):
+    golden = {g.get("target"): g for g in load_bundle(bundle).manifest["golden"] if g["component"] == "planner"}
+    assert set(golden) == {"executorch", "onnx"}  # Core ML's planner is not in this bundle's recipes yet
+    et, ort = golden["executorch"], golden["onnx"]
+    assert et["tokens_must_match"] and et["tolerance"] == FLOAT_TOLERANCE
+    assert 0 < len(et["generation"]["token_ids"]) <= GOLDEN_TOKENS + 3  # + up to 3 forced retouch tokens
+    # both fp32 programs computed the same thing, and what the torch reference computes
+    assert et["generation"]["token_ids"] == ort["generation"]["token_ids"]
+    np.testing.assert_allclose(et["retouch_head"]["latent"], ort["retouch_head"]["latent"], atol=1e-4)
+    with torch.no_grad():
+        hidden3 = torch.from_numpy(golden_hidden3(tiny_planner.config.hidden_size))[None]
+        latent = tiny_planner.latent(hidden3, torch.tensor([HEAD_MASK]))[0].numpy()
+    np.testing.assert_allclose(et["retouch_head"]["latent"], latent, atol=1e-5)
+
+
+def test_a_wrong_golden_vector_is_reported(bundle, tmp_path):
+    altered = tmp_path / "altered"
+    shutil.copytree(bundle, altered)
+    manifest = json.loads((altered / "manifest.json").read_text())
+    planner = next(g for g in manifest["golden"] if g.get("target") == "onnx")
+    planner["retouch_head"]["latent"][0] += 1.0
+    planner["generation"]["token_ids"][0] += 1
+    (altered / "manifest.json").write_text(json.dumps(manifest))
+    problems = check_bundle(altered, "onnx")["planner"]
+    assert any(p.startswith("retouch_head.latent: max difference 1") for p in problems)
+    assert any(p.startswith("generation: greedy tokens") for p in problems)
 
 
 def test_export_refuses_a_non_empty_folder_and_unknown_targets(tiny_checkpoint, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""`vera-mobile` command line: retouch, prompt, inspect, synthetic-checkpoint, demo.
+"""`vera-mobile` command line: retouch, prompt, export, check, inspect, synthetic-checkpoint, demo.
 
 Errors the user can fix print one clear line to stderr and exit with status 2; nothing is
 written for a photo whose run failed, and inputs are never overwritten.
@@ -149,6 +149,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from .runtime.selfcheck import check_bundle
+
+    report = check_bundle(args.bundle, backend=args.backend)
+    for component, problems in report.items():
+        print(f"{component} ({args.backend}): " + ("reproduces its golden vectors" if not problems else "FAILED"))
+        for problem in problems:
+            print(f"  {problem}")
+    return 1 if any(report.values()) else 0
+
+
 def cmd_synthetic(args: argparse.Namespace) -> int:
     from .testing.synthetic import write_synthetic_checkpoint
 
@@ -215,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="planner weights: int4 = ExecuTorch 8da4w / ONNX MatMulNBits, int8 = 8da8w / dynamic int8")
     p.add_argument("--out", required=True, help="new bundle folder (must not exist or be empty)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("check", help="replay a bundle's golden vectors on a runtime (on-device self-check, here)")
+    p.add_argument("bundle")
+    p.add_argument("--backend", choices=("executorch", "onnx"), default="executorch")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("inspect", help="describe a bundle, a checkpoint directory or an encoder_renderer.pth")
     p.add_argument("path")

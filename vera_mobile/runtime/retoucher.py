@@ -145,8 +145,10 @@ class Retoucher:
         image_size: int = 1024,
         reference: Any | None = None,
         reference_renderer: RendererBackend | None = None,
+        manifest: dict[str, Any] | None = None,
     ) -> None:
         self.planner, self.tokenizer, self.renderer = planner, tokenizer, renderer
+        self.manifest = manifest  # the bundle's manifest, when loaded from one
         self.eos_ids, self.image_size = tuple(eos_ids), image_size
         self.reference, self.reference_renderer = reference, reference_renderer
 
@@ -218,6 +220,7 @@ class Retoucher:
             "eos_ids": manifest["tokenizer"]["eos_ids"],
             "image_size": manifest["model"]["image_size"],
             "renderer": _bundle_renderer(bundle, "renderer", backend),
+            "manifest": manifest,
         }
         if bundle.has("planner", backend):
             kwargs["planner"] = _bundle_planner(bundle, backend)
