@@ -1,0 +1,313 @@
+"""Export the planner as Core ML ML programs (iOS 18), one package per ExecuTorch method.
+
+The programs and names mirror `planner_executorch.py` (same split, same tensors):
+
+    planner_vision_encoder:  pixels [1,3,S,S] float32 in [0,1]          -> image_embeds [1, N, H]
+    planner_token_embedding: input_ids [1,T] int32                      -> inputs_embeds [1, T, H]
+    planner_text_decoder:    inputs_embeds [1,T,H], input_pos [T] int32 -> logits [1, V], hidden [1, H]
+                             states k_cache_<i>, v_cache_<i> [kv_heads, max_seq_len, head_dim] fp16
+    planner_retouch_head:    hidden3 [1,3,H], mask [1,3]                -> latent [1, 3H]
+
+T is flexible (a range 1 .. max_seq_len). The decoder is stateful (iOS 18 `StateType`): its K/V
+cache lives in Core ML states, which an app creates with `model.makeState()` and passes to every
+prediction of one sequence; `input_pos` are the positions of the T new tokens (batch 1),
+exactly as for ExecuTorch's `text_decoder_with_hidden`. Ids and positions are int32
+because Core ML has no int64 inputs. Every float input and output is float32; the programs compute
+in fp16 (Core ML states are fp16 only). The token embedding is its own package so that the decoder
+takes embeddings, which is how image embeddings are spliced into the prompt.
+
+Conversion route: `torch.export` (non-strict) with dynamic T, then `ct.convert` of the
+ExportedProgram, whose mutated buffers become the Core ML states. `StaticCacheDecoder` writes its
+cache with `index_copy_`, which coremltools 9.0 cannot convert (no `index_copy`), and
+`cache[:, input_pos] = k` lowers to an `index_put` with a whole-slice index that coremltools only
+handles for a single scalar position ("Input squeeze_0 has rank 1 != other inputs rank 0").
+`CoreMLTextDecoder` therefore writes with an explicit (head, position) index pair, which becomes
+a `scatter_nd` into the state. The TorchScript route (`torch.jit.trace` + `ct.StateType`) fails
+earlier on this torch/numpy: a traced `x.shape[-1] // 2` in `rotate_half` becomes a 1-element
+array that coremltools' `int` op cannot make a scalar ("only 0-dimensional arrays can be
+converted to Python scalars").
+
+Recipes (`RECIPES`), applied with `coremltools.optimize.coreml` to the converted programs:
+
+* `fp16`: fp16 weights and compute everywhere.
+* `int4-block32`: the decoder's linears (lm_head included) and the token embedding as symmetric
+  int4 with one fp16 scale per block of 32 input channels (`constexpr_blockwise_shift_scale`).
+* `int8-channel`: the same weights as symmetric int8 with one fp16 scale per output channel
+  (`constexpr_blockwise_shift_scale` too): the Core ML counterpart of the bundles' `--quant int8`.
+* `palettize4`: the same weights as 4-bit look-up tables (`constexpr_lut_to_dense`), one
+  16-entry table per group of 16 output channels, entries spaced uniformly over each group's
+  range. Not k-means: coremltools clusters with sklearn when kmeans1d is absent, and per-tensor
+  k-means on the tiny test model's 9.7M-element embedding alone had not finished after 3 minutes.
+
+In every quantized recipe the vision encoder and the retouch head stay fp16, and the decoder's
+RoPE tables and norms are left alone (only `linear` weights are compressed in the decoder).
+
+Core ML cannot run on Linux: here the packages are converted, saved and inspected only
+(`inspect_planner_coreml`); the torch module that is converted is checked against the reference.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vera_mobile.errors import CheckpointError, InputError
+from vera_mobile.models.kv_decoder import StaticCacheDecoder, rms_norm
+from vera_mobile.models.planner import VeraPlanner
+
+from .planner_executorch import (
+    DEFAULT_MAX_SEQ_LEN,
+    RetouchHeadProgram,
+    TokenEmbeddingProgram,
+    VisionEncoderProgram,
+    _step,
+)
+from .renderer import _program_facts
+
+RECIPES = ("fp16", "int4-block32", "palettize4", "int8-channel")
+METHODS = ("vision_encoder", "token_embedding", "text_decoder", "retouch_head")
+BLOCK_SIZE = 32  # int4-block32: input channels per scale
+PALETTE_GROUP = 16  # palettize4: output channels per look-up table
+COMPRESSION_OPS = ("constexpr_blockwise_shift_scale", "constexpr_lut_to_dense")
+
+
+class CoreMLTextDecoder(StaticCacheDecoder):
+    """`StaticCacheDecoder` with the cache write spelled as a (head, position) scatter.
+
+    Same buffers, weights and math; only the in-place write differs (see the module docstring).
+    forward(inputs_embeds [1,T,H], input_pos [T]) -> (logits [1,V], hidden [1,H]).
+    """
+
+    def forward(self, inputs_embeds: torch.Tensor, input_pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        core = self.core
+        x = inputs_embeds[0]
+        cos, sin = core.rope(input_pos)
+        slots = torch.arange(core.max_seq_len, device=input_pos.device)
+        allowed = slots[None, :] <= input_pos[:, None]  # [T, max_seq_len]: causal over the cache
+        heads = torch.arange(core.num_kv_heads, device=input_pos.device)[:, None].expand(-1, x.shape[0])
+        positions = input_pos[None, :].expand(core.num_kv_heads, -1)  # [kv_heads, T], like heads
+        for index, layer in enumerate(core.layers):
+            h = rms_norm(x, layer.input_layernorm.weight, core.eps)
+            q, k, v = core.project_qkv(layer, h, cos, sin)
+            k_cache, v_cache = getattr(self, f"k_cache_{index}"), getattr(self, f"v_cache_{index}")
+            k_cache.index_put_((heads, positions), k)
+            v_cache.index_put_((heads, positions), v)
+            x = core.block(layer, x, core.attend(q, k_cache, v_cache, allowed))
+        return core.finish(x)
+
+
+def _check_arguments(model: VeraPlanner, recipe: str, max_seq_len: int) -> None:
+    if recipe not in RECIPES:
+        raise InputError(f"unknown Core ML recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
+    limit = int(model.config.text.get("max_position_embeddings", max_seq_len))
+    if not isinstance(max_seq_len, int) or isinstance(max_seq_len, bool) or not 2 <= max_seq_len <= limit:
+        raise InputError(f"max_seq_len must be an integer from 2 to {limit}, got {max_seq_len!r}")
+    if recipe == "int4-block32":
+        widths = {m.in_features for m in model.language_model.modules() if isinstance(m, nn.Linear)}
+        widths.add(model.config.hidden_size)  # the embedding's rows
+        bad = sorted(w for w in widths if w % BLOCK_SIZE)
+        if bad:
+            raise InputError(f"int4-block32 needs input widths divisible by {BLOCK_SIZE}; the model has {bad}")
+
+
+def exported_programs(model: VeraPlanner, max_seq_len: int) -> dict[str, torch.export.ExportedProgram]:
+    """The four torch programs that are converted, as ATen-level ExportedPrograms (T dynamic).
+
+    The decoder program owns fresh zeroed K/V buffers over `model`'s weights; `model` is unchanged.
+    """
+    from torch.export import Dim
+
+    config = model.config
+    size, hidden = config.vision.image_size, config.hidden_size
+    seq = Dim("seq", min=1, max=max_seq_len)
+    language_model = model.language_model
+    two = torch.arange(2, dtype=torch.int32)
+    programs = {
+        "vision_encoder": (VisionEncoderProgram(model), (torch.full((1, 3, size, size), 0.5),), None),
+        "token_embedding": (
+            TokenEmbeddingProgram(language_model.model.embed_tokens), (two[None],), ({1: seq},)
+        ),
+        "text_decoder": (
+            CoreMLTextDecoder(language_model, max_seq_len), (torch.zeros(1, 2, hidden), two), ({1: seq}, {0: seq})
+        ),
+        "retouch_head": (RetouchHeadProgram(model), (torch.zeros(1, 3, hidden), torch.ones(1, 3)), None),
+    }
+    exported = {}
+    for name, (module, inputs, dynamic_shapes) in programs.items():
+        with torch.no_grad():
+            program = torch.export.export(module.eval(), inputs, dynamic_shapes=dynamic_shapes, strict=False)
+        exported[name] = program.run_decompositions({})  # coremltools converts ATen ops
+    return exported
+
+
+# Names of the converted programs' inputs and outputs (the ExecuTorch bundle's names).
+_INPUTS = {
+    "vision_encoder": ("pixels",),
+    "token_embedding": ("input_ids",),
+    "text_decoder": ("inputs_embeds", "input_pos"),
+    "retouch_head": ("hidden3", "mask"),
+}
+_INT_INPUTS = {"input_ids", "input_pos"}
+_OUTPUTS = {
+    "vision_encoder": ("image_embeds",),
+    "token_embedding": ("inputs_embeds",),
+    "text_decoder": ("logits", "hidden"),
+    "retouch_head": ("latent",),
+}
+
+
+def _convert(name: str, program: torch.export.ExportedProgram) -> Any:
+    import coremltools as ct
+
+    states = None
+    if name == "text_decoder":
+        # Declared rather than inferred so that the fp16 state dtype is explicit (Core ML has no other).
+        states = [
+            ct.StateType(wrapped_type=ct.TensorType(shape=tuple(buffer.shape), dtype=np.float16), name=buffer_name)
+            for buffer_name, buffer in program.named_buffers()
+            if "_cache_" in buffer_name
+        ]
+    model = ct.convert(
+        program,
+        # Shapes (flexible T included) come from the ExportedProgram. Dtypes are explicit: left
+        # unset, an fp16 program gets fp16 inputs, which cannot hold token ids past 2048.
+        inputs=[
+            ct.TensorType(name=input_name, dtype=np.int32 if input_name in _INT_INPUTS else np.float32)
+            for input_name in _INPUTS[name]
+        ],
+        outputs=[ct.TensorType(name=output, dtype=np.float32) for output in _OUTPUTS[name]],
+        states=states,
+        convert_to="mlprogram",
+        minimum_deployment_target=ct.target.iOS18,
+        compute_precision=ct.precision.FLOAT16,
+        skip_model_load=True,  # nothing can load it on Linux, and on macOS the caller loads it
+    )
+    return model
+
+
+def _compress(model: Any, recipe: str, op_type: str | None) -> Any:
+    """Apply the recipe's weight compression; `op_type` limits it to weights of that op type."""
+    import coremltools.optimize.coreml as cto
+
+    if recipe in ("int4-block32", "int8-channel"):
+        int4 = recipe == "int4-block32"
+        op_config = cto.OpLinearQuantizerConfig(
+            mode="linear_symmetric", dtype="int4" if int4 else "int8",
+            granularity="per_block" if int4 else "per_channel", block_size=BLOCK_SIZE if int4 else None,
+        )
+        config = cto.OptimizationConfig(**_scope(op_config, op_type))
+        return cto.linear_quantize_weights(model, config)
+    op_config = cto.OpPalettizerConfig(
+        nbits=4, mode="uniform", granularity="per_grouped_channel", group_size=PALETTE_GROUP
+    )
+    return cto.palettize_weights(model, cto.OptimizationConfig(**_scope(op_config, op_type)))
+
+
+def _scope(op_config: Any, op_type: str | None) -> dict[str, Any]:
+    return {"op_type_configs": {op_type: op_config}} if op_type else {"global_config": op_config}
+
+
+# Which weights each quantized recipe compresses, per program: the decoder's linears only (not the
+# RoPE tables or norms), the whole embedding table.
+_COMPRESSED = {"text_decoder": "linear", "token_embedding": None}
+
+
+def export_planner_coreml(
+    model: VeraPlanner,
+    out_dir: str | os.PathLike,
+    recipe: str = "fp16",
+    max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Path]:
+    """Write `planner_<method>.mlpackage` for the four methods; returns {method: package path}.
+
+    `recipe` is one of `RECIPES` (module docstring); `max_seq_len` sizes the K/V states and bounds
+    T. `progress` receives a line per step. The packages are written to a scratch folder inside
+    `out_dir` and moved into place only once all four are complete; existing ones are replaced.
+    """
+    _check_arguments(model, recipe, max_seq_len)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    with _step("exporting the planner's programs with torch.export", progress):
+        exported = exported_programs(model, max_seq_len)
+    scratch = Path(tempfile.mkdtemp(prefix=".planner-coreml-", dir=out_dir))
+    try:
+        staged = {}
+        for name, program in exported.items():
+            with _step(f"converting the planner's {name} program to Core ML (fp16)", progress):
+                converted = _convert(name, program)
+            if recipe != "fp16" and name in _COMPRESSED:
+                with _step(f"compressing the planner's {name} program ({recipe})", progress):
+                    converted = _compress(converted, recipe, _COMPRESSED[name])
+            staged[name] = scratch / f"planner_{name}.mlpackage"
+            with _step(f"saving {staged[name].name}", progress):
+                converted.save(str(staged[name]))
+        paths = {}
+        for name, package in staged.items():
+            paths[name] = out_dir / package.name
+            if paths[name].exists():
+                shutil.rmtree(paths[name])
+            os.replace(package, paths[name])  # same file system: a rename, never a half-written package
+        return paths
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# --- Inspection ---------------------------------------------------------------------------------
+
+
+def inspect_planner_coreml(path: str | os.PathLike) -> dict[str, Any]:
+    """The structure of one saved planner package, read from its spec on Linux.
+
+    Core ML cannot *run* a model on Linux, so this validates structure only (no prediction).
+    Returns spec_version, deployment_target (e.g. "iOS18"), inputs / outputs ({name, shape,
+    dtype, and `range` [[lo, hi] per dim] when the shape is flexible), states ({name, shape,
+    dtype}), the MIL opset, op-type histogram `ops`, float-constant elements per dtype `weights`,
+    `compression` (count of each constexpr decompression op in COMPRESSION_OPS), and `weight_bytes`
+    (size of the package's weight file).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"Core ML package {path} does not exist")
+    import coremltools as ct
+
+    spec = ct.utils.load_spec(str(path))
+    if spec.WhichOneof("Type") != "mlProgram":
+        raise CheckpointError(f"{path} is a {spec.WhichOneof('Type')} model, not an ML program")
+    description = spec.description
+    facts = _program_facts(spec.mlProgram.functions["main"])
+    weights = list(path.glob("Data/com.apple.CoreML/weights/*.bin"))
+    return {
+        "spec_version": spec.specificationVersion,
+        "deployment_target": ct.target(spec.specificationVersion).name,
+        "inputs": [_feature(feature) for feature in description.input],
+        "outputs": [_feature(feature) for feature in description.output],
+        "states": [_feature(feature) for feature in description.state],
+        **facts,
+        "compression": {op: facts["ops"].get(op, 0) for op in COMPRESSION_OPS},
+        "weight_bytes": sum(file.stat().st_size for file in weights),
+    }
+
+
+def _feature(feature: Any) -> dict[str, Any]:
+    """{name, shape, dtype} of a multi-array or state feature, with `range` if its shape is flexible."""
+    from coremltools.proto import FeatureTypes_pb2
+
+    kind = feature.type.WhichOneof("Type")
+    array = feature.type.stateType.arrayType if kind == "stateType" else feature.type.multiArrayType
+    dtype = FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.Name(array.dataType).lower()
+    facts: dict[str, Any] = {"name": feature.name, "shape": list(array.shape), "dtype": dtype}
+    if array.WhichOneof("ShapeFlexibility") == "shapeRange":
+        facts["range"] = [[size.lowerBound, size.upperBound] for size in array.shapeRange.sizeRanges]
+    elif array.WhichOneof("ShapeFlexibility") == "enumeratedShapes":
+        facts["enumerated"] = [list(shape.shape) for shape in array.enumeratedShapes.shapes]
+    return facts
