@@ -39,7 +39,11 @@ QUANT = ("fp32", "int4", "int8")  # planner weight precision; the renderer stays
 PLANNER_RECIPES = {
     "executorch": {"fp32": "fp32", "int4": "8da4w", "int8": "8da8w"},
     "onnx": {"fp32": "fp32", "int4": "int4", "int8": "int8"},
+    # Core ML computes in fp16 (its states are fp16 only); "palettize4" is available by name.
+    "coreml": {"fp32": "fp16", "int4": "int4-block32", "int8": "int8-channel"},
 }
+# Options of the ExecuTorch export per bundle precision (see export_planner_executorch).
+EXECUTORCH_OPTIONS: dict[str, dict[str, Any]] = {"fp32": {}, "int4": {"group_size": 32}, "int8": {}}
 MAX_SEQ_LEN = 2048  # 256 image tokens + a ~150-token prompt + up to 1024 new tokens, with room
 Progress = Callable[[str], None]
 
@@ -124,35 +128,65 @@ def planner_methods(model: Any, max_seq_len: int) -> dict[str, Any]:
     }
 
 
-def _planner_artifacts(model: Any, target: str, quant: str, staging: Path, say: Progress) -> list[dict[str, Any]]:
-    """Export the planner for one target; ONNX's decoder takes past/present K/V instead of input_pos."""
+def export_planner(
+    model: Any, target: str, quant: str, directory: Path, progress: Progress | None = None,
+    recipe: str | None = None,
+) -> tuple[str, dict[str, Path]]:
+    """Export the planner for one target at a bundle precision: (recipe, {method or file role: path}).
+
+    `recipe` overrides the target's recipe for `quant` (e.g. Core ML's "palettize4").
+    """
+    from .planner_coreml import export_planner_coreml
     from .planner_executorch import export_planner_executorch
     from .planner_onnx import export_planner_onnx
 
-    recipe = PLANNER_RECIPES[target][quant]
-    methods = planner_methods(model, MAX_SEQ_LEN)
+    recipe = recipe or PLANNER_RECIPES[target][quant]
+    directory.mkdir(parents=True, exist_ok=True)
+    if target == "coreml":
+        return recipe, export_planner_coreml(model, directory, recipe, MAX_SEQ_LEN, progress=progress)
     if target == "executorch":
-        path = export_planner_executorch(model, staging / "planner.pte", recipe, MAX_SEQ_LEN, progress=say)
+        path = export_planner_executorch(model, directory / "planner.pte", recipe, MAX_SEQ_LEN, progress=progress,
+                                         **EXECUTORCH_OPTIONS[quant])
+        return recipe, {"planner": path}
+    graphs = export_planner_onnx(model, directory, MAX_SEQ_LEN, recipe, progress=progress)
+    for name, path in list(graphs.items()):
+        weights = path.with_name(path.name + ".data")
+        if weights.is_file():  # external weights of a graph over 1 GiB
+            graphs[f"{name} weights"] = weights
+    return recipe, graphs
+
+
+def _planner_artifacts(
+    model: Any, target: str, quant: str, staging: Path, say: Progress, recipe: str | None = None
+) -> list[dict[str, Any]]:
+    """Manifest entries of one target's planner; ONNX's decoder takes past/present K/V instead of
+    input_pos, Core ML's keeps its K/V in states and takes int32 ids and positions."""
+    recipe, files = export_planner(model, target, quant, staging, say, recipe)
+    methods = planner_methods(model, MAX_SEQ_LEN)
+    entry = {"component": "planner", "target": target, "recipe": recipe}
+    if target == "executorch":
         # The stock runner aborts on a second decoder output, so the hidden state has its own method.
         with_hidden = methods.pop("text_decoder")
         methods["text_decoder"] = {**with_hidden, "outputs": with_hidden["outputs"][:1]}
         methods["text_decoder_with_hidden"] = with_hidden
-        return [{"component": "planner", "target": target, "path": path.name, "sha256": sha256_of(path),
-                 "methods": methods, "recipe": recipe}]
+        path = files["planner"]
+        return [{**entry, "path": path.name, "sha256": sha256_of(path), "methods": methods}]
     entries = []
-    for name, path in export_planner_onnx(model, staging, MAX_SEQ_LEN, recipe, progress=say).items():
-        graph = dict(methods[name])
-        if name == "text_decoder":
+    for name, path in files.items():
+        graph = dict(methods.get(name, {}))
+        if target == "coreml":
+            graph["inputs"] = [{**io, "dtype": "int32"} if io["dtype"] == "int64" else io for io in graph["inputs"]]
+            if name == "text_decoder":
+                text = model.config.text
+                shape = [text["num_key_value_heads"], MAX_SEQ_LEN, model.config.hidden_size // text["num_attention_heads"]]
+                graph["states"] = [_io(f"{kind}_cache_{i}", shape, "float16")
+                                   for i in range(text["num_hidden_layers"]) for kind in "kv"]
+        elif name == "text_decoder":
             kv = ["layers", "kv_heads", "past", "head_dim"]
             graph["inputs"] = [graph["inputs"][0], _io("past_keys", kv), _io("past_values", kv)]
             grown = [*kv[:2], "past + tokens", kv[3]]
             graph["outputs"] = [*graph["outputs"], _io("present_keys", grown), _io("present_values", grown)]
-        entries.append({"component": "planner", "target": target, "path": path.name, "sha256": sha256_of(path),
-                        "methods": {name: graph}, "recipe": recipe})
-        weights = path.with_name(path.name + ".data")
-        if weights.is_file():  # external weights of a graph over 1 GiB
-            entries.append({"component": "planner", "target": target, "path": weights.name,
-                            "sha256": sha256_of(weights), "methods": {}, "recipe": recipe})
+        entries.append({**entry, "path": path.name, "sha256": sha256_of(path), "methods": {name: graph} if graph else {}})
     return entries
 
 
@@ -203,10 +237,12 @@ def export_bundle(
     reference: str | Path | None = None,
     quant: str = "fp32",
     progress: Progress | None = None,
+    coreml_recipe: str | None = None,
 ) -> Path:
     """Export the renderer (and the reference encoder, if any) for each target, the tokenizer and the manifest.
 
     `reference` is an `encoder_renderer.pth`; by default the one inside `model_dir`, if present.
+    `coreml_recipe` overrides the Core ML planner recipe `quant` implies (e.g. "palettize4").
     """
     model_dir, out = Path(model_dir), Path(out)
     if reference is None and (model_dir / REFERENCE_CHECKPOINT).is_file():
@@ -216,6 +252,11 @@ def export_bundle(
         raise InputError(f"unknown export target(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(TARGETS)}")
     if quant not in QUANT:
         raise InputError(f"unknown planner precision {quant!r}; choose from {', '.join(QUANT)}")
+    if coreml_recipe is not None:
+        from .planner_coreml import RECIPES as COREML_RECIPES
+
+        if coreml_recipe not in COREML_RECIPES:
+            raise InputError(f"unknown Core ML planner recipe {coreml_recipe!r}; choose from {', '.join(COREML_RECIPES)}")
     if out.exists() and any(out.iterdir()):
         raise InputError(f"{out} already exists and is not empty; choose a new bundle folder")
     say = progress or (lambda message: None)
@@ -233,8 +274,9 @@ def export_bundle(
         artifacts, golden = [], [_renderer_golden(folded, latent_size)]
         for target in targets:
             if target in PLANNER_RECIPES:
-                say(f"planner → {target} ({PLANNER_RECIPES[target][quant]})")
-                artifacts += _planner_artifacts(model, target, quant, staging, say)
+                recipe = (coreml_recipe if target == "coreml" else None) or PLANNER_RECIPES[target][quant]
+                say(f"planner → {target} ({recipe})")
+                artifacts += _planner_artifacts(model, target, quant, staging, say, recipe)
                 say(f"recording the {target} planner's golden vectors")
                 golden.append(_planner_golden(model, tokenizer, target, quant, staging))
             say(f"renderer → {target}")
@@ -265,7 +307,7 @@ def export_bundle(
             "prompts": prompt_section(),
             "preprocessing": preprocessing_section(model.config.vision.image_size),
             "renderer": renderer_section(folded.bias_size, model.config.latent_dim),
-            "quantization": {"planner": {t: PLANNER_RECIPES[t][quant] for t in targets if t in PLANNER_RECIPES},
+            "quantization": {"planner": {a["target"]: a["recipe"] for a in artifacts if a["component"] == "planner"},
                              "renderer": "fp32 (ExecuTorch, ONNX); fp16 and fp32 (Core ML)",
                              "reference": "fp32 (ExecuTorch, ONNX); fp16 (Core ML)"},
             "artifacts": artifacts,

@@ -26,7 +26,9 @@ def test_manifest_validates_against_the_schema(bundle):
     manifest = json.loads((bundle / "manifest.json").read_text())
     jsonschema.validate(manifest, json.loads(SCHEMA_PATH.read_text()))
     assert {(a["component"], a["target"]) for a in manifest["artifacts"]} >= {
-        ("renderer", "executorch"), ("renderer", "onnx"), ("renderer", "coreml")}
+        ("renderer", "executorch"), ("renderer", "onnx"), ("renderer", "coreml"),
+        ("planner", "executorch"), ("planner", "onnx"), ("planner", "coreml")}
+    assert manifest["quantization"]["planner"] == {"executorch": "fp32", "onnx": "fp32", "coreml": "fp16"}
     # the prompt facts the apps rely on are the SDK's own, byte for byte
     example = manifest["prompts"]["param_rules"]["example"]
     assert example["prompt"] == Request("param", params=example["params"]).full_prompt()
@@ -51,7 +53,8 @@ def test_golden_vectors_reproduce_on_each_runtime(bundle, backend, capsys):
 
 def test_planner_golden_records_are_recorded_per_target_and_agree(bundle, tiny_planner):
     golden = {g.get("target"): g for g in load_bundle(bundle).manifest["golden"] if g["component"] == "planner"}
-    assert set(golden) == {"executorch", "onnx"}  # Core ML's planner is not in this bundle's recipes yet
+    assert set(golden) == {"executorch", "onnx", "coreml"}
+    assert "torch reference" in golden["coreml"]["recorded_with"] and not golden["coreml"]["tokens_must_match"]
     et, ort = golden["executorch"], golden["onnx"]
     assert et["tokens_must_match"] and et["tolerance"] == FLOAT_TOLERANCE
     assert 0 < len(et["generation"]["token_ids"]) <= GOLDEN_TOKENS + 3  # + up to 3 forced retouch tokens
@@ -62,6 +65,34 @@ def test_planner_golden_records_are_recorded_per_target_and_agree(bundle, tiny_p
         hidden3 = torch.from_numpy(golden_hidden3(tiny_planner.config.hidden_size))[None]
         latent = tiny_planner.latent(hidden3, torch.tensor([HEAD_MASK]))[0].numpy()
     np.testing.assert_allclose(et["retouch_head"]["latent"], latent, atol=1e-5)
+
+
+def test_coreml_planner_entries_describe_the_packages(bundle):
+    from export.planner_coreml import inspect_planner_coreml
+
+    entries = load_bundle(bundle).artifacts("planner", "coreml")
+    assert sorted(e["path"] for e in entries) == [f"planner_{m}.mlpackage" for m in
+                                                  ("retouch_head", "text_decoder", "token_embedding", "vision_encoder")]
+    for entry in entries:
+        (name, method), = entry["methods"].items()
+        facts = inspect_planner_coreml(bundle / entry["path"])
+        assert [i["name"] for i in method["inputs"]] == [i["name"] for i in facts["inputs"]]
+        assert [o["name"] for o in method["outputs"]] == [o["name"] for o in facts["outputs"]]
+        assert sorted(s["name"] for s in method.get("states", [])) == sorted(s["name"] for s in facts["states"])
+        for state in facts["states"]:
+            assert next(s for s in method["states"] if s["name"] == state["name"])["shape"] == state["shape"]
+        if name == "text_decoder":
+            assert [i["dtype"] for i in method["inputs"]] == ["float32", "int32"]
+
+
+def test_coreml_recipe_can_be_chosen(tiny_checkpoint, tmp_path):
+    from export.planner_coreml import inspect_planner_coreml
+
+    out = tmp_path / "palettized"
+    assert main(["export", "--model", str(tiny_checkpoint), "--targets", "coreml", "--quant", "int4",
+                 "--coreml-recipe", "palettize4", "--out", str(out)]) == 0
+    assert load_bundle(out).manifest["quantization"]["planner"] == {"coreml": "palettize4"}
+    assert inspect_planner_coreml(out / "planner_text_decoder.mlpackage")["compression"]["constexpr_lut_to_dense"] > 0
 
 
 def test_a_wrong_golden_vector_is_reported(bundle, tmp_path):

@@ -137,7 +137,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
     start = time.perf_counter()
     report = lambda message: print(f"export [{time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr)  # noqa: E731
-    out = export_bundle(args.model, args.out, targets, reference=args.reference, quant=args.quant, progress=report)
+    out = export_bundle(args.model, args.out, targets, reference=args.reference, quant=args.quant, progress=report,
+                        coreml_recipe=args.coreml_recipe)
     print(f"wrote bundle {out} (targets: {', '.join(targets)})")
     return 0
 
@@ -224,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", help="encoder_renderer.pth for reference mode (default: the one in --model, if any)")
     p.add_argument("--quant", choices=("fp32", "int4", "int8"), default="fp32",
                    help="planner weights: int4 = ExecuTorch 8da4w / ONNX MatMulNBits, int8 = 8da8w / dynamic int8")
+    p.add_argument("--coreml-recipe", choices=("fp16", "int4-block32", "palettize4", "int8-channel"),
+                   help="Core ML planner recipe instead of the one --quant implies (fp16 / int4-block32 / int8-channel)")
     p.add_argument("--out", required=True, help="new bundle folder (must not exist or be empty)")
     p.set_defaults(func=cmd_export)
 
