@@ -13,7 +13,10 @@ import numpy as np
 
 from ..errors import CheckpointError, InputError
 
-REQUIRED_METHODS = ("vision_encoder", "token_embedding", "text_decoder_with_hidden", "retouch_head", "get_max_seq_len")
+REQUIRED_METHODS = (
+    "vision_encoder", "token_embedding", "text_decoder_with_hidden", "retouch_head", "get_max_seq_len",
+    "get_max_context_len",
+)
 
 
 def _tensor(array: np.ndarray, dtype: np.dtype) -> "torch.Tensor":  # noqa: F821 (imported lazily)
@@ -45,7 +48,9 @@ class ExecuTorchPlanner:
             )
         self.path = path
         self._methods = {name: program.load_method(name) for name in REQUIRED_METHODS}
-        self.max_seq_len = int(self._methods["get_max_seq_len"].execute([])[0])
+        # ExecuTorch's LLM convention: max_seq_len bounds one decoder call, max_context_len the K/V cache.
+        self.max_call_len = int(self._methods["get_max_seq_len"].execute([])[0])
+        self.max_seq_len = int(self._methods["get_max_context_len"].execute([])[0])
         pixels_meta = program.metadata("vision_encoder").input_tensor_meta(0)
         self.image_size = int(pixels_meta.sizes()[-1])
         self.hidden_size = int(program.metadata("retouch_head").input_tensor_meta(0).sizes()[-1])
@@ -82,10 +87,12 @@ class ExecuTorchPlanner:
                 f"the sequence would reach {self.position + length} positions, beyond this program's "
                 f"max_seq_len of {self.max_seq_len}; export with a larger max_seq_len or generate fewer tokens"
             )
-        positions = np.arange(self.position, self.position + length, dtype=np.int64)
-        embeds_tensor, positions_tensor = _tensor(embeds, np.float32)[None], _tensor(positions, np.int64)
-        logits, hidden = self._run("text_decoder_with_hidden", embeds_tensor, positions_tensor)
-        self.position += length
+        for start in range(0, length, self.max_call_len):  # long prompts go in chunks the program accepts
+            chunk = embeds[start:start + self.max_call_len]
+            positions = np.arange(self.position, self.position + len(chunk), dtype=np.int64)
+            logits, hidden = self._run("text_decoder_with_hidden", _tensor(chunk, np.float32)[None],
+                                       _tensor(positions, np.int64))
+            self.position += len(chunk)
         return logits[0], hidden[0]
 
     def latent(self, hidden3: np.ndarray, mask: np.ndarray) -> np.ndarray:
