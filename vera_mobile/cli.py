@@ -1,4 +1,4 @@
-"""`vera-mobile` command line: retouch, prompt, export, check, inspect, synthetic-checkpoint, demo.
+"""`vera-mobile` command line: retouch, develop, prompt, export, check, inspect, synthetic-checkpoint, demo.
 
 Errors the user can fix print one clear line to stderr and exit with status 2; nothing is
 written for a photo whose run failed, and inputs are never overwritten.
@@ -131,6 +131,36 @@ def cmd_retouch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_develop(args: argparse.Namespace) -> int:
+    """Apply a slider set with the develop engine (no model): DIR/<stem>.png, and .cube in lut mode."""
+    from .develop import develop_photo
+    from .prompts import validate_params
+
+    if args.lut_size is not None and args.render != "lut":
+        raise InputError("--lut-size applies to --render lut only")
+    params = validate_params(_read_params(args.params))
+    targets = _output_paths(args.photos, Path(args.out))
+    missing = [p for p in args.photos if not Path(p).is_file()]
+    if missing:
+        raise InputError(f"photo(s) not found: {', '.join(missing)}")
+    failed: list[str] = []
+    for photo, target in zip(args.photos, targets):
+        try:
+            result = develop_photo(photo, params, render=args.render, lut_size=args.lut_size)
+            result.save(target, protect=args.photos)
+            if result.lut is not None:
+                result.save_cube(target.with_suffix(".cube"))
+        except VeraError as err:  # one bad photo does not stop the others
+            failed.append(photo)
+            print(f"vera-mobile: error: {err}", file=sys.stderr)
+            continue
+        print(f"{photo} -> {target}")
+    if failed:
+        print(f"vera-mobile: {len(failed)} of {len(targets)} photo(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from export.bundle import export_bundle
 
@@ -212,6 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lut-size", type=int, default=None, help="LUT grid size S (S³ points, 2..65; default from measurements)")
     p.add_argument("--backend", choices=RENDERER_BACKENDS, default="torch", help="runtime for the renderer programs")
     p.set_defaults(func=cmd_retouch)
+
+    p = sub.add_parser("develop", help="apply a slider set (the 38 param-mode sliders) exactly, without a model")
+    p.add_argument("photos", nargs="+", metavar="PHOTO")
+    p.add_argument("--params", required=True, help="JSON file of slider values on a ±100 scale")
+    p.add_argument("--out", required=True, help="output directory (DIR/<stem>.png, and .cube in lut mode)")
+    p.add_argument("--render", choices=("lut", "exact"), default="lut",
+                   help="lut: bake a 3D LUT and apply it, also writing DIR/<stem>.cube (default); exact: every pixel")
+    p.add_argument("--lut-size", type=int, default=None, help="LUT grid size S (S³ points, 2..65; default 33)")
+    p.set_defaults(func=cmd_develop)
 
     p = sub.add_parser("prompt", help="print the exact chat-formatted prompt the planner sees")
     p.add_argument("--mode", choices=PLANNER_MODES, default="auto")
