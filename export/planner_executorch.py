@@ -10,7 +10,9 @@ Methods (ExecuTorch's multimodal names, `extension/llm/runner/constants.h`):
     get_max_seq_len, get_max_context_len, get_bos_id, get_eos_ids, get_vocab_size,
     use_kv_cache, use_sdpa_with_kv_cache, enable_dynamic_shape   (constants the runner reads)
 
-T is dynamic (1 .. max_seq_len). Why two decoder methods: the stock runner's decode step aborts
+T is dynamic: up to `get_max_seq_len` tokens per decoder call (the image tokens or 256, whichever
+is more; longer prompts are prefilled in chunks, as ExecuTorch's runners do) into a K/V cache of
+`get_max_context_len` positions. Why two decoder methods: the stock runner's decode step aborts
 the process unless `text_decoder` returns exactly one output (`MultimodalDecoderRunner::decode`:
 "More then one output returned from executing LLM."), and our generation loop needs the hidden
 state as well. Both methods are the same graph over the same K/V buffers, which are planned once
@@ -22,8 +24,8 @@ embeddings); `8da8w` (int8 per-channel weights, int8 embeddings). Weight-only in
 are not offered: this ExecuTorch lowers them without complaint and computes garbage. The vision
 encoder (FastViTHD + projector) is fp32 unless `vision="8da8w"`: int8 dynamic activations x int8
 per-channel weights for every convolution and linear, through XNNPACK's PT2E quantizer (torchao's
-linear configs would leave the convolutions, most of its weights, alone). The retouch head stays
-fp32. Quantized embeddings run on ExecuTorch's quantized kernels, which every runtime loading
+linear configs would leave the convolutions, most of its weights, alone). The retouch head is fp32
+with `fp32` and 8da8w with every quantized recipe. Quantized embeddings run on ExecuTorch's quantized kernels, which every runtime loading
 such a program must register: `import executorch.kernels.quantized` in Python (the stock runner
 included), the quantized ops library in an app's ExecuTorch build ("Missing operator:
 quantized_decomposed::embedding_byte.out" otherwise).
@@ -39,6 +41,10 @@ each input separately (same positions, float rounding aside); it tokenizes text 
 tokenizer (RE2 rejects the Qwen2 pattern's lookahead, so it falls back to PCRE2; the auto
 prompt's ids still match ours); and it cannot gather the retouch hidden states, so the
 latent needs our loop (or an app-side loop over `text_decoder_with_hidden`).
+
+`export_text_decoder_executorch` writes the language model alone (`token_embedding`,
+`text_decoder_with_hidden` and the runner constants) for any Qwen2/Llama-style causal LM, with the
+same recipes; benchmarks/quant_fidelity.py uses it to measure the recipes on a pretrained model.
 """
 
 from __future__ import annotations
@@ -56,9 +62,10 @@ from torch import nn
 
 from vera_mobile.errors import InputError
 from vera_mobile.models.kv_decoder import StaticCacheDecoder
-from vera_mobile.models.planner import VeraPlanner
+from vera_mobile.models.planner import VeraPlanner, retouch_latent
 
 DEFAULT_MAX_SEQ_LEN = 1024
+PREFILL_CHUNK = 256  # default bound on the tokens of one decoder call (see _language_model_programs)
 
 
 @dataclass(frozen=True)
@@ -127,12 +134,15 @@ class TextDecoderProgram(nn.Module):
 
 
 class RetouchHeadProgram(nn.Module):
-    def __init__(self, model: VeraPlanner) -> None:
+    """The retouch head and mask; `head` replaces the model's own (a quantized copy)."""
+
+    def __init__(self, model: VeraPlanner, head: nn.Module | None = None) -> None:
         super().__init__()
-        self.model = model
+        self.head = head if head is not None else model.retouch_head
+        self.latent_dim = model.config.latent_dim
 
     def forward(self, hidden3: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.model.latent(hidden3, mask)
+        return retouch_latent(self.head, hidden3, mask, self.latent_dim)
 
 
 VISION_RECIPES = ("fp32", "8da8w")
@@ -148,8 +158,10 @@ class _Program(NamedTuple):
 # --- Quantization --------------------------------------------------------------------------------
 
 
-def _check_group_size(language_model: nn.Module, group_size: int) -> None:
+def _check_group_size(language_model: nn.Module, group_size: int | None) -> None:
     """Grouped int4 weights need every linear's input width to be a multiple of the group size."""
+    if group_size is None:  # per channel: any width
+        return
     if not isinstance(group_size, int) or isinstance(group_size, bool) or group_size <= 0:
         raise InputError(f"group_size must be a positive integer, got {group_size!r}")
     widths = {m.in_features for m in language_model.modules() if isinstance(m, nn.Linear)}
@@ -161,8 +173,12 @@ def _check_group_size(language_model: nn.Module, group_size: int) -> None:
         )
 
 
-def quantize_language_model(language_model: nn.Module, recipe: Recipe, group_size: int) -> nn.Module:
-    """A quantized copy of the Qwen2 model (the caller's model is left untouched)."""
+def quantize_language_model(language_model: nn.Module, recipe: Recipe, group_size: int | None) -> nn.Module:
+    """A quantized copy of the Qwen2 model (the caller's model is left untouched).
+
+    `group_size` is the int4 group width; None stores int4 weights per channel (one scale per
+    output row of a linear, per row of the embedding) instead of per group.
+    """
     if recipe.linear is None and recipe.embedding_bits is None:
         return language_model
     from torchao.quantization.granularity import PerAxis, PerGroup
@@ -174,22 +190,40 @@ def quantize_language_model(language_model: nn.Module, recipe: Recipe, group_siz
 
     if recipe.linear == "8da4w" or recipe.embedding_bits == 4:
         _check_group_size(language_model, group_size)
+    int4_granularity = PerAxis(0) if group_size is None else PerGroup(group_size)
     quantized = copy.deepcopy(language_model)
     if recipe.embedding_bits is not None:
+        for module in quantized.modules():
+            if isinstance(module, nn.Embedding):
+                # padding_idx only masks a row's gradient; left set (Llama configs name a pad token), the
+                # embedding op keeps it and ExecuTorch's quantized-embedding fusion no longer matches.
+                module.padding_idx = None
         # Weight-only is right for a lookup table: no matmul, the kernel dequantizes the rows it gathers.
         bits = recipe.embedding_bits
         config = IntxWeightOnlyConfig(
             weight_dtype=getattr(torch, f"int{bits}"),
-            granularity=PerAxis(0) if bits == 8 else PerGroup(group_size),
+            granularity=PerAxis(0) if bits == 8 else int4_granularity,
         )
         quantize_(quantized, config, filter_fn=lambda module, _: isinstance(module, nn.Embedding))
     if recipe.linear is not None:
         int4 = recipe.linear == "8da4w"
         config = Int8DynamicActivationIntxWeightConfig(
             weight_dtype=torch.int4 if int4 else torch.int8,
-            weight_granularity=PerGroup(group_size) if int4 else PerAxis(0),
+            weight_granularity=int4_granularity if int4 else PerAxis(0),
         )
         quantize_(quantized, config, filter_fn=lambda module, _: isinstance(module, nn.Linear))
+    return quantized
+
+
+def quantize_retouch_head(head: nn.Module) -> nn.Module:
+    """A copy of the retouch head with 8da8w linears (int8 per-channel weights, int8 dynamic
+    activations): 9 M parameters, a quarter of their fp32 size, run once per photo."""
+    from torchao.quantization.granularity import PerAxis
+    from torchao.quantization.quant_api import Int8DynamicActivationIntxWeightConfig, quantize_
+
+    quantized = copy.deepcopy(head)
+    config = Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int8, weight_granularity=PerAxis(0))
+    quantize_(quantized, config, filter_fn=lambda module, _: isinstance(module, nn.Linear))
     return quantized
 
 
@@ -211,14 +245,18 @@ def quantize_vision_encoder(program: nn.Module, pixels: torch.Tensor) -> torch.f
 # --- Export ----------------------------------------------------------------------------------------
 
 
-def _metadata(model: VeraPlanner, max_seq_len: int) -> dict[str, object]:
-    """The constant methods ExecuTorch's LLM runners read (`get_llm_metadata`, `get_eos_ids`)."""
+def _metadata(model: VeraPlanner, max_seq_len: int, max_call_len: int) -> dict[str, object]:
+    """The constant methods ExecuTorch's LLM runners read (`get_llm_metadata`, `get_eos_ids`).
+
+    In ExecuTorch's convention `get_max_seq_len` bounds the tokens of one decoder call (runners
+    prefill longer prompts in chunks) and `get_max_context_len` the K/V cache.
+    """
     text = model.config.text
     eos = list(model.config.eos_token_ids)
     if not eos:
         raise InputError("the checkpoint's config names no eos_token_id; generation needs one to stop")
     return {
-        "get_max_seq_len": max_seq_len,
+        "get_max_seq_len": max_call_len,
         "get_max_context_len": max_seq_len,
         # Read only when a runner is asked to prepend BOS (num_bos > 0); Qwen2 prompts start without one.
         "get_bos_id": int(text.get("bos_token_id", -1)),
@@ -235,40 +273,71 @@ def _export_programs(
     language_model: nn.Module,
     vision: str,
     max_seq_len: int,
+    max_call_len: int,
+    head: nn.Module,
     progress: Callable[[str], None] | None,
 ) -> dict[str, torch.export.ExportedProgram]:
-    from torch.export import Dim
-
     config = model.config
     size, hidden = config.vision.image_size, config.hidden_size
-    seq = Dim("seq", min=1, max=max_seq_len)
-    decoder = StaticCacheDecoder(language_model, max_seq_len).eval()
     pixels = torch.full((1, 3, size, size), 0.5)
     vision_encoder = VisionEncoderProgram(model).eval()
     if vision == "8da8w":
         with _step("quantizing the vision encoder (8da8w)", progress):
             vision_encoder = quantize_vision_encoder(vision_encoder, pixels)
+    text = _language_model_programs(
+        language_model, max_seq_len, ("text_decoder", "text_decoder_with_hidden"), max_call_len
+    )
+    programs = {
+        "vision_encoder": _Program(vision_encoder, (pixels,)),
+        **text,
+        "retouch_head": _Program(
+            RetouchHeadProgram(model, head).eval(), (torch.zeros(1, 3, hidden), torch.ones(1, 3))
+        ),
+    }
+    return _run_torch_export(programs, "planner", progress)
+
+
+def _language_model_programs(
+    language_model: nn.Module, max_seq_len: int, decoders: tuple[str, ...], max_call_len: int
+) -> dict[str, _Program]:
+    """token_embedding and the named decoder methods ("text_decoder", "text_decoder_with_hidden").
+
+    A decoder call takes at most `max_call_len` tokens: memory planning sizes the activations
+    (attention scores over all `max_seq_len` cache slots included) for the largest call, so this
+    bound, not the cache length, sets most of the decoder's working memory.
+    """
+    from torch.export import Dim
+
+    tokens = Dim("tokens", min=1, max=max_seq_len)
+    seq = Dim("seq", min=1, max=max_call_len)
+    hidden = language_model.config.hidden_size
+    decoder = StaticCacheDecoder(language_model, max_seq_len).eval()
     decoder_inputs = (torch.zeros(1, 2, hidden), torch.arange(2))
     decoder_shapes = ({1: seq}, {0: seq})
     programs = {
-        "vision_encoder": _Program(vision_encoder, (pixels,)),
         "token_embedding": _Program(
             TokenEmbeddingProgram(language_model.model.embed_tokens).eval(),
             (torch.zeros(1, 2, dtype=torch.long),),
-            ({1: seq},),
-        ),
-        # strict=True for the K/V-cache decoder: the tracing mode this project validated for in-place buffer writes.
-        "text_decoder": _Program(
-            TextDecoderProgram(decoder, False).eval(), decoder_inputs, decoder_shapes, strict=True
-        ),
-        "text_decoder_with_hidden": _Program(
-            TextDecoderProgram(decoder, True).eval(), decoder_inputs, decoder_shapes, strict=True
-        ),
-        "retouch_head": _Program(RetouchHeadProgram(model).eval(), (torch.zeros(1, 3, hidden), torch.ones(1, 3))),
+            ({1: tokens},),
+        )
     }
+    for name in decoders:
+        # strict=True for the K/V-cache decoder: the tracing mode this project validated for in-place buffer writes.
+        programs[name] = _Program(
+            TextDecoderProgram(decoder, name == "text_decoder_with_hidden").eval(),
+            decoder_inputs,
+            decoder_shapes,
+            strict=True,
+        )
+    return programs
+
+
+def _run_torch_export(
+    programs: dict[str, _Program], what: str, progress: Callable[[str], None] | None
+) -> dict[str, torch.export.ExportedProgram]:
     exported = {}
     for name, program in programs.items():
-        with torch.no_grad(), _step(f"running torch.export on the planner's {name} method", progress):
+        with torch.no_grad(), _step(f"running torch.export on the {what}'s {name} method", progress):
             exported[name] = torch.export.export(
                 program.module, program.inputs, dynamic_shapes=program.dynamic_shapes, strict=program.strict
             )
@@ -280,32 +349,102 @@ def export_planner_executorch(
     path: str | os.PathLike,
     recipe: str = "fp32",
     max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
-    group_size: int = 32,
+    group_size: int | None = 32,
     progress: Callable[[str], None] | None = None,
     vision: str = "fp32",
+    max_call_len: int | None = None,
 ) -> Path:
     """Write the planner `.pte` (methods in the module docstring) lowered to XNNPACK; returns its path.
 
-    `recipe` sets the language model's weights, `vision` the vision encoder's ("fp32" or "8da8w").
-    `group_size` is the int4 group width (8da4w linears, 4-bit embeddings); int8 weights are per
-    row. `progress` receives a line per export step. The file is written only once complete.
+    `recipe` sets the language model's weights (and, for a quantized recipe, the retouch head's:
+    8da8w), `vision` the vision encoder's ("fp32" or "8da8w"). `group_size` is the int4 group
+    width (8da4w linears, 4-bit embeddings; None: per channel); int8 weights are per row.
+    `max_seq_len` is the K/V cache length, `max_call_len` the most tokens one decoder call takes
+    (default: the image tokens or PREFILL_CHUNK, whichever is more, so the stock runner can
+    prefill an image in one call). `progress` receives a line per export step. The file is
+    written only once complete.
     """
-    if recipe not in RECIPES:
-        raise InputError(f"unknown ExecuTorch recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
+    _check_arguments(recipe, max_seq_len)
     if vision not in VISION_RECIPES:
         raise InputError(f"unknown vision recipe {vision!r}; choose one of: {', '.join(VISION_RECIPES)}")
+    max_call_len = _call_length(max_call_len, max_seq_len, model.config.vision.num_patches)
+    metadata = _metadata(model, max_seq_len, max_call_len)
+    model = model.eval()
+    with _step(f"quantizing the language model ({recipe})", progress):
+        language_model = quantize_language_model(model.language_model, RECIPES[recipe], group_size)
+        head = quantize_retouch_head(model.retouch_head) if RECIPES[recipe].linear else model.retouch_head
+    exported = _export_programs(model, language_model, vision, max_seq_len, max_call_len, head, progress)
+    return _lower_and_write(exported, metadata, path, "planner", progress)
+
+
+def _call_length(max_call_len: int | None, max_seq_len: int, image_tokens: int = 0) -> int:
+    if max_call_len is None:
+        return min(max_seq_len, max(PREFILL_CHUNK, image_tokens))
+    if not isinstance(max_call_len, int) or isinstance(max_call_len, bool) or not 2 <= max_call_len <= max_seq_len:
+        raise InputError(f"max_call_len must be an integer from 2 to max_seq_len ({max_seq_len}), got {max_call_len!r}")
+    return max_call_len
+
+
+def export_text_decoder_executorch(
+    language_model: nn.Module,
+    path: str | os.PathLike,
+    recipe: str = "fp32",
+    max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
+    group_size: int | None = 32,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Write a causal LM's decoder alone as a `.pte` lowered to XNNPACK; returns its path.
+
+    `language_model` is a transformers Qwen2/Llama-style `...ForCausalLM` (what
+    models/kv_decoder.py reads: `model.embed_tokens`, `model.layers`, `model.norm`, `lm_head`).
+    Methods: `token_embedding` and `text_decoder_with_hidden`, as in the planner program, and the
+    runner constants `get_max_seq_len`, `get_max_context_len`, `get_vocab_size`, `get_bos_id`
+    and `get_eos_ids` (the last two only where the model's config names them). `recipe` and
+    `group_size` as in `export_planner_executorch`, except that `group_size=None` stores int4
+    weights per channel. The caller's model is not modified.
+    """
+    _check_arguments(recipe, max_seq_len)
+    config = language_model.config
+    metadata: dict[str, object] = {
+        "get_max_seq_len": _call_length(None, max_seq_len),
+        "get_max_context_len": max_seq_len,
+        "get_vocab_size": int(config.vocab_size),
+    }
+    if getattr(config, "bos_token_id", None) is not None:
+        metadata["get_bos_id"] = int(config.bos_token_id)
+    eos = getattr(config, "eos_token_id", None)
+    if eos is not None:
+        metadata["get_eos_ids"] = [int(token) for token in ([eos] if isinstance(eos, int) else eos)]
+    language_model = language_model.eval()
+    with _step(f"quantizing the language model ({recipe})", progress):
+        quantized = quantize_language_model(language_model, RECIPES[recipe], group_size)
+    programs = _language_model_programs(
+        quantized, max_seq_len, ("text_decoder_with_hidden",), _call_length(None, max_seq_len)
+    )
+    exported = _run_torch_export(programs, "text decoder", progress)
+    return _lower_and_write(exported, metadata, path, "text decoder", progress)
+
+
+def _check_arguments(recipe: str, max_seq_len: int) -> None:
+    if recipe not in RECIPES:
+        raise InputError(f"unknown ExecuTorch recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
     if not isinstance(max_seq_len, int) or isinstance(max_seq_len, bool) or max_seq_len < 2:
         raise InputError(f"max_seq_len must be an integer >= 2, got {max_seq_len!r}")
+
+
+def _lower_and_write(
+    exported: dict[str, torch.export.ExportedProgram],
+    metadata: dict[str, object],
+    path: str | os.PathLike,
+    what: str,
+    progress: Callable[[str], None] | None,
+) -> Path:
+    """Lower the exported methods to XNNPACK, plan memory (K/V buffers shared) and write the `.pte`."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
     from executorch.exir.passes import MemoryPlanningPass
 
-    metadata = _metadata(model, max_seq_len)
-    model = model.eval()
-    with _step(f"quantizing the language model ({recipe})", progress):
-        language_model = quantize_language_model(model.language_model, RECIPES[recipe], group_size)
-    exported = _export_programs(model, language_model, vision, max_seq_len, progress)
-    with torch.no_grad(), _step("lowering the planner to ExecuTorch with XNNPACK", progress):
+    with torch.no_grad(), _step(f"lowering the {what} to ExecuTorch with XNNPACK", progress):
         edge = to_edge_transform_and_lower(
             exported,
             partitioner=[XnnpackPartitioner()],
@@ -313,7 +452,7 @@ def export_planner_executorch(
             compile_config=EdgeCompileConfig(_check_ir_validity=False),
             constant_methods=metadata,
         )
-    with torch.no_grad(), _step("planning memory and serializing the planner program", progress):
+    with torch.no_grad(), _step(f"planning memory and serializing the {what} program", progress):
         program = edge.to_executorch(
             ExecutorchBackendConfig(
                 memory_planning_pass=MemoryPlanningPass(share_mutable_buffers=True),

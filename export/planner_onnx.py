@@ -30,6 +30,10 @@ Recipes (`quant`), all CPU-runnable in ONNX Runtime:
 The vision encoder and the retouch head stay fp32 in every recipe: they run once per photo, and
 most of the encoder's weights are convolutions (94 M of 126 M parameters at the full size), which
 these weight-only quantizers do not cover.
+
+`export_text_decoder_onnx` writes token_embedding.onnx and text_decoder.onnx alone for any
+Qwen2/Llama-style causal LM, with the same recipes; benchmarks/quant_fidelity.py uses it to
+measure the recipes on a pretrained model.
 """
 
 from __future__ import annotations
@@ -78,9 +82,11 @@ class VisionEncoderGraph(nn.Module):
 class TokenEmbeddingGraph(nn.Module):
     """input_ids [1, T] -> inputs_embeds [1, T, H]."""
 
-    def __init__(self, model: VeraPlanner) -> None:
+    def __init__(self, model: VeraPlanner | nn.Module) -> None:
+        """`model`: the planner or a causal language model."""
         super().__init__()
-        self.embed_tokens = model.language_model.model.embed_tokens
+        language_model = model.language_model if isinstance(model, VeraPlanner) else model
+        self.embed_tokens = language_model.model.embed_tokens
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.embed_tokens(input_ids)
@@ -106,23 +112,31 @@ class _Graph(NamedTuple):
 def _graphs(model: VeraPlanner, max_seq_len: int) -> dict[str, _Graph]:
     config = model.config
     hidden, size = config.hidden_size, config.vision.image_size
-    decoder = PastKeyValueDecoder(model.language_model, max_seq_len).eval()
+    return {
+        "vision_encoder": _Graph(VisionEncoderGraph(model).eval(), (torch.rand(1, 3, size, size),), (None,)),
+        **_language_model_graphs(model.language_model, max_seq_len),
+        "retouch_head": _Graph(
+            RetouchHeadGraph(model).eval(), (torch.randn(1, 3, hidden), torch.ones(1, 3)), (None, None)
+        ),
+    }
+
+
+def _language_model_graphs(language_model: nn.Module, max_seq_len: int) -> dict[str, _Graph]:
+    """token_embedding and text_decoder of a Qwen2/Llama-style causal LM."""
+    hidden = language_model.config.hidden_size
+    decoder = PastKeyValueDecoder(language_model, max_seq_len).eval()
     core = decoder.core
     cache_shape = (len(core.layers), core.num_kv_heads, 2, core.head_dim)  # examples: P = 2, T = 3
     tokens = torch.export.Dim("tokens", min=1, max=max_seq_len)
     past = torch.export.Dim("past", min=0, max=max_seq_len - 1)
     return {
-        "vision_encoder": _Graph(VisionEncoderGraph(model).eval(), (torch.rand(1, 3, size, size),), (None,)),
         "token_embedding": _Graph(
-            TokenEmbeddingGraph(model).eval(), (torch.zeros(1, 3, dtype=torch.int64),), ({1: tokens},)
+            TokenEmbeddingGraph(language_model).eval(), (torch.zeros(1, 3, dtype=torch.int64),), ({1: tokens},)
         ),
         "text_decoder": _Graph(
             decoder,
             (torch.randn(1, 3, hidden), torch.randn(cache_shape), torch.randn(cache_shape)),
             ({1: tokens}, {2: past}, {2: past}),
-        ),
-        "retouch_head": _Graph(
-            RetouchHeadGraph(model).eval(), (torch.randn(1, 3, hidden), torch.ones(1, 3)), (None, None)
         ),
     }
 
@@ -142,15 +156,44 @@ def export_planner_onnx(
     `progress` receives one line per step. Graphs over EXTERNAL_DATA_BYTES of weights (the
     full-size fp32 decoder) keep them in a `<name>.onnx.data` file next to the graph.
     """
+    _check_arguments(model, max_seq_len, quant, "load_planner(..., dtype=torch.float32) for the planner")
+    return _write_graphs(_graphs(model, max_seq_len), out_dir, max_seq_len, quant, progress)
+
+
+def export_text_decoder_onnx(
+    language_model: nn.Module,
+    out_dir: str | os.PathLike,
+    max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
+    quant: Quant = "fp32",
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Path]:
+    """Write token_embedding.onnx and text_decoder.onnx of a causal LM into `out_dir`; returns their paths.
+
+    `language_model` is a transformers Qwen2/Llama-style `...ForCausalLM` in float32; the graphs,
+    their I/O names and the recipes are the planner's (module docstring), so `OnnxPlanner`'s
+    `embed`/`decode` conventions apply to them.
+    """
+    _check_arguments(language_model, max_seq_len, quant, "dtype=torch.float32")
+    return _write_graphs(_language_model_graphs(language_model, max_seq_len), out_dir, max_seq_len, quant, progress)
+
+
+def _check_arguments(model: nn.Module, max_seq_len: int, quant: str, how: str) -> None:
     if quant not in ("fp32", "int4", "int8"):
         raise InputError(f"ONNX planner recipe must be 'fp32', 'int4' or 'int8', got {quant!r}")
     if not isinstance(max_seq_len, int) or max_seq_len < 2:
         raise InputError(f"max_seq_len must be an integer of at least 2, got {max_seq_len!r}")
     dtype = next(model.parameters()).dtype
     if dtype != torch.float32:
-        raise InputError(
-            f"export the planner from float32 weights (load_planner(..., dtype=torch.float32)), not {dtype}"
-        )
+        raise InputError(f"export from float32 weights ({how}), not {dtype}")
+
+
+def _write_graphs(
+    graphs: dict[str, _Graph],
+    out_dir: str | os.PathLike,
+    max_seq_len: int,
+    quant: Quant,
+    progress: Callable[[str], None] | None,
+) -> dict[str, Path]:
     report = progress or (lambda message: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -158,7 +201,7 @@ def export_planner_onnx(
     # Everything is written to a scratch folder first, so a failed export leaves no partial set behind.
     with tempfile.TemporaryDirectory(prefix=".vera-onnx-", dir=out_dir) as scratch:
         scratch = Path(scratch)
-        for name, graph in _graphs(model, max_seq_len).items():
+        for name, graph in graphs.items():
             final = scratch / f"{name}.onnx"
             exported = scratch / f"{name}.fp32.onnx" if name in quantized else final
             opset = INT4_TENSOR_OPSET if quant == "int4" and name == "token_embedding" else ONNX_OPSET
@@ -172,7 +215,7 @@ def export_planner_onnx(
                         _quantize_int4(exported, final, "Gather" if name == "token_embedding" else "MatMul")
                     else:
                         _quantize_int8(exported, final)
-        return {name: _move(scratch / f"{name}.onnx", out_dir) for name in GRAPH_IO}
+        return {name: _move(scratch / f"{name}.onnx", out_dir) for name in GRAPH_IO if name in graphs}
 
 
 def _move(graph: Path, out_dir: Path) -> Path:

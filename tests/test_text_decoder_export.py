@@ -1,0 +1,123 @@
+"""The language-model-only exports (`export_text_decoder_executorch`, `export_text_decoder_onnx`) on
+the tiny synthetic Qwen2: the fp32 artifacts compute what transformers computes, on their runtimes."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("executorch")
+pytest.importorskip("onnxruntime")
+
+from export.planner_executorch import (  # noqa: E402
+    RECIPES,
+    export_text_decoder_executorch,
+    quantize_language_model,
+)
+from export.planner_onnx import export_text_decoder_onnx  # noqa: E402
+from vera_mobile.errors import InputError  # noqa: E402
+
+MAX_SEQ_LEN = 32
+IDS = np.array([3, 141, 59, 2653, 589, 7932, 38, 4626, 43, 383, 279, 502], dtype=np.int64)
+CHUNKS = ((0, 7), (7, 8), (8, 12))  # prefill, one step, a multi-token step
+
+
+@pytest.fixture(scope="module")
+def language_model(tiny_planner):
+    return tiny_planner.language_model.eval()
+
+
+@pytest.fixture(scope="module")
+def reference(language_model):
+    """transformers' logits and final-norm hidden states at every position of IDS."""
+    with torch.no_grad():
+        out = language_model(torch.from_numpy(IDS)[None], output_hidden_states=True)
+    return out.logits[0].numpy(), out.hidden_states[-1][0].numpy()
+
+
+def _load_pte(path):
+    import executorch.kernels.quantized  # noqa: F401
+    from executorch.runtime import Runtime
+
+    return Runtime.get().load_program(path)
+
+
+def _pte_decode(program, ids):
+    """Run IDS through a .pte in CHUNKS; yields (end, logits, hidden) per chunk."""
+    embeds = program.load_method("token_embedding").execute([torch.from_numpy(ids)[None]])[0]
+    decoder = program.load_method("text_decoder_with_hidden")
+    for start, end in CHUNKS:
+        logits, hidden = decoder.execute([embeds[:, start:end].contiguous(), torch.arange(start, end)])
+        yield end, logits.numpy()[0], hidden.numpy()[0]
+
+
+def test_executorch_fp32_text_decoder_matches_transformers(language_model, reference, tmp_path):
+    messages = []
+    path = export_text_decoder_executorch(
+        language_model, tmp_path / "lm.pte", max_seq_len=MAX_SEQ_LEN, progress=messages.append
+    )
+    assert path == tmp_path / "lm.pte" and messages
+    program = _load_pte(path)
+    assert {"token_embedding", "text_decoder_with_hidden", "get_max_seq_len", "get_vocab_size"} <= program.method_names
+    assert program.load_method("get_max_seq_len").execute([]) == [MAX_SEQ_LEN]
+    assert program.load_method("get_vocab_size").execute([]) == [language_model.config.vocab_size]
+
+    embeds = program.load_method("token_embedding").execute([torch.from_numpy(IDS)[None]])[0].numpy()[0]
+    with torch.no_grad():
+        expected_embeds = language_model.model.embed_tokens(torch.from_numpy(IDS)).numpy()
+    np.testing.assert_allclose(embeds, expected_embeds, atol=1e-6, rtol=0)
+    logits, hidden = reference
+    for end, out_logits, out_hidden in _pte_decode(program, IDS):
+        np.testing.assert_allclose(out_logits, logits[end - 1], atol=1e-4, rtol=0)
+        np.testing.assert_allclose(out_hidden, hidden[end - 1], atol=1e-4, rtol=0)
+
+
+def test_executorch_per_channel_int4_matches_its_eager_model(language_model, tmp_path):
+    # group_size=None: one int4 scale per output channel (any width), lowered to XNNPACK. The embedding
+    # names a padding row, as Llama checkpoints' do: the quantized-embedding fusion must still apply.
+    language_model = copy.deepcopy(language_model)
+    language_model.model.embed_tokens.padding_idx = 0
+    path = export_text_decoder_executorch(
+        language_model, tmp_path / "lm_pc.pte", recipe="8da4w", max_seq_len=MAX_SEQ_LEN, group_size=None
+    )
+    eager = quantize_language_model(language_model, RECIPES["8da4w"], group_size=None)
+    assert type(language_model.lm_head.weight) is torch.nn.Parameter  # the caller's model is untouched
+    assert language_model.model.embed_tokens.padding_idx == 0
+    with torch.no_grad():
+        expected = eager(torch.from_numpy(IDS)[None]).logits[0].numpy()
+    for end, out_logits, _ in _pte_decode(_load_pte(path), IDS):
+        cosine = out_logits @ expected[end - 1] / np.linalg.norm(out_logits) / np.linalg.norm(expected[end - 1])
+        assert cosine > 0.9999
+
+
+def test_onnx_fp32_text_decoder_matches_transformers(language_model, reference, tmp_path):
+    import onnxruntime as ort
+
+    paths = export_text_decoder_onnx(language_model, tmp_path / "onnx", max_seq_len=MAX_SEQ_LEN)
+    assert set(paths) == {"token_embedding", "text_decoder"}
+    assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == ["text_decoder.onnx", "token_embedding.onnx"]
+    embed = ort.InferenceSession(str(paths["token_embedding"]), providers=["CPUExecutionProvider"])
+    decoder = ort.InferenceSession(str(paths["text_decoder"]), providers=["CPUExecutionProvider"])
+    embeds = embed.run(None, {"input_ids": IDS[None]})[0]
+    layers, heads, _, head_dim = decoder.get_inputs()[1].shape
+    keys = values = np.zeros((layers, heads, 0, head_dim), np.float32)
+    logits, hidden = reference
+    for start, end in CHUNKS:
+        feeds = {"inputs_embeds": embeds[:, start:end], "past_keys": keys, "past_values": values}
+        out_logits, out_hidden, keys, values = decoder.run(None, feeds)
+        np.testing.assert_allclose(out_logits[0], logits[end - 1], atol=1e-4, rtol=0)
+        np.testing.assert_allclose(out_hidden[0], hidden[end - 1], atol=1e-4, rtol=0)
+    assert keys.shape[2] == len(IDS)
+
+
+def test_bad_text_decoder_export_arguments_are_input_errors(language_model, tmp_path):
+    with pytest.raises(InputError, match="recipe"):
+        export_text_decoder_executorch(language_model, tmp_path / "lm.pte", recipe="int4-weight-only")
+    with pytest.raises(InputError, match="max_seq_len"):
+        export_text_decoder_executorch(language_model, tmp_path / "lm.pte", max_seq_len=1)
+    with pytest.raises(InputError, match="group_size 48"):
+        export_text_decoder_executorch(language_model, tmp_path / "lm.pte", recipe="8da4w", group_size=48)
+    with pytest.raises(InputError, match="recipe"):
+        export_text_decoder_onnx(language_model, tmp_path / "onnx", quant="int2")
+    assert not (tmp_path / "lm.pte").exists()
