@@ -7,7 +7,8 @@ For each method, in one run and each in its own fresh process:
   - peak RSS of the process (load + generation) and RSS once loaded,
   - artifact size on disk, export time and export peak RSS (exports are cached in --work).
 Methods: transformers eager fp32 (the torch reference backend: Qwen2ForCausalLM with its KV
-cache), ExecuTorch fp32 and the bundle's int4 recipe (8da4w), ONNX Runtime fp32 and int4.
+cache), and ExecuTorch and ONNX Runtime at each bundle precision (`vera-mobile export --quant`
+fp32 / int4 / int8: ExecuTorch fp32 / 8da4w-emb4 / 8da8w, ONNX fp32 / MatMulNBits int4 / dynamic int8).
 
 Weights are random with the real shapes (a synthetic checkpoint in the upstream layout); speed
 and memory do not depend on the values. Random weights never stop, so the reference greedy
@@ -42,8 +43,10 @@ METHODS = {  # name → (target, bundle precision), the same exports `vera-mobil
     REFERENCE: ("torch", "fp32"),
     "executorch-fp32": ("executorch", "fp32"),
     "executorch-int4": ("executorch", "int4"),
+    "executorch-int8": ("executorch", "int8"),
     "onnx-fp32": ("onnx", "fp32"),
     "onnx-int4": ("onnx", "int4"),
+    "onnx-int8": ("onnx", "int8"),
 }
 
 
@@ -199,6 +202,7 @@ def main() -> None:
     parser.add_argument("--model", help="checkpoint directory (default: a full-size synthetic one, cached in --work)")
     parser.add_argument("--tokens", type=int, default=64, help="decode steps per method")
     parser.add_argument("--record", action="store_true", help="append the table to benchmarks/RESULTS.md")
+    parser.add_argument("--export-only", action="store_true", help="fill the export cache and stop (no timings)")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -226,6 +230,8 @@ def main() -> None:
             cached.write_text(json.dumps(record))
         if cached.is_file():
             exports[method] = json.loads(cached.read_text())
+    if args.export_only:
+        return
 
     results = {}
     for method in [REFERENCE, *(m for m in methods if m != REFERENCE)]:

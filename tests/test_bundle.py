@@ -18,7 +18,8 @@ from vera_mobile.runtime.selfcheck import FLOAT_TOLERANCE, GOLDEN_TOKENS, HEAD_M
 @pytest.fixture(scope="module")
 def bundle(tiny_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("bundles") / "tiny-bundle"
-    assert main(["export", "--model", str(tiny_checkpoint), "--targets", "executorch,onnx,coreml", "--out", str(out)]) == 0
+    assert main(["export", "--model", str(tiny_checkpoint), "--targets", "executorch,onnx,coreml", "--quant", "fp32",
+                 "--out", str(out)]) == 0
     return out
 
 
@@ -95,6 +96,20 @@ def test_coreml_recipe_can_be_chosen(tiny_checkpoint, tmp_path):
     assert inspect_planner_coreml(out / "planner_text_decoder.mlpackage")["compression"]["constexpr_lut_to_dense"] > 0
 
 
+def test_default_export_is_int8_and_reproduces_its_golden_vectors(tmp_path):
+    from vera_mobile.testing.synthetic import write_synthetic_checkpoint
+
+    checkpoint = write_synthetic_checkpoint(tmp_path / "ckpt", size="tiny", tie_word_embeddings=False)
+    out = tmp_path / "int8"
+    assert main(["export", "--model", str(checkpoint), "--targets", "executorch,onnx", "--out", str(out)]) == 0
+    manifest = load_bundle(out).manifest
+    assert manifest["quantization"]["planner"] == {"executorch": "8da8w", "onnx": "int8"}
+    for backend in ("executorch", "onnx"):
+        assert check_bundle(out, backend) == {"renderer": [], "planner": []}
+    golden = next(g for g in manifest["golden"] if g.get("target") == "executorch")
+    assert not golden["tokens_must_match"] and golden["tolerance"] > FLOAT_TOLERANCE
+
+
 def test_a_wrong_golden_vector_is_reported(bundle, tmp_path):
     altered = tmp_path / "altered"
     shutil.copytree(bundle, altered)
@@ -160,7 +175,7 @@ def test_reference_encoder_artifacts_match_torch(tiny_checkpoint, tmp_path):
     torch.save({"model_state_dict": EncoderRenderer().state_dict()}, pth)
     out = tmp_path / "bundle"
     assert main(["export", "--model", str(tiny_checkpoint), "--reference", str(pth), "--targets", "executorch,onnx",
-                 "--out", str(out)]) == 0
+                 "--quant", "fp32", "--out", str(out)]) == 0
     loaded = load_bundle(out)
     jsonschema.validate(loaded.manifest, json.loads(SCHEMA_PATH.read_text()))
     rng = np.random.default_rng(0)
@@ -186,7 +201,8 @@ def test_renderer_only_bundle_runs_reference_mode_through_retoucher(tiny_checkpo
     pth = tmp_path / "encoder_renderer.pth"
     torch.save({"model_state_dict": EncoderRenderer().state_dict()}, pth)
     out = tmp_path / "bundle"
-    assert main(["export", "--model", str(tiny_checkpoint), "--reference", str(pth), "--targets", backend, "--out", str(out)]) == 0
+    assert main(["export", "--model", str(tiny_checkpoint), "--reference", str(pth), "--targets", backend, "--quant", "fp32",
+                 "--out", str(out)]) == 0
     from_bundle = Retoucher.from_bundle(out, backend=backend)
     assert "reference" in from_bundle.modes
     reference = (sample_photo, sample_photo)
@@ -203,7 +219,8 @@ def test_bundle_retouches_like_the_torch_reference(tmp_path, sample_photo, backe
 
     checkpoint = write_synthetic_checkpoint(tmp_path / "ckpt", size="tiny", tie_word_embeddings=False)
     out = tmp_path / "bundle"
-    assert main(["export", "--model", str(checkpoint), "--targets", backend, "--out", str(out)]) == 0
+    assert main(["export", "--model", str(checkpoint), "--targets", backend, "--quant", "fp32",
+                 "--out", str(out)]) == 0
     manifest = load_bundle(out).manifest
     assert manifest["quantization"]["planner"] == {backend: "fp32"}
     jsonschema.validate(manifest, json.loads(SCHEMA_PATH.read_text()))

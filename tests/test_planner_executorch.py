@@ -135,6 +135,19 @@ def test_greedy_generation_identical_to_torch(fp32_pte, planner, tokenizer, pixe
     assert again.token_ids == expected.token_ids
 
 
+def test_prefill_in_chunks_generates_the_same_tokens(planner, tokenizer, pixels, prompt_ids, tmp_path):
+    """A program taking at most 16 tokens per decoder call: the 86-position prompt goes in chunks."""
+    path = export_planner_executorch(planner, tmp_path / "chunked.pte", max_seq_len=MAX_SEQ_LEN, max_call_len=16)
+    program, reference = ExecuTorchPlanner(path), TorchPlanner(planner)
+    assert (program.max_call_len, program.max_seq_len) == (16, MAX_SEQ_LEN)
+    expected = greedy(reference, tokenizer, auto_prompt(reference, prompt_ids, pixels), 12)
+    result = greedy(program, tokenizer, auto_prompt(program, prompt_ids, pixels), 12)
+    assert result.token_ids == expected.token_ids
+    np.testing.assert_allclose(result.retouch_hidden, expected.retouch_hidden, atol=1e-4, rtol=0)
+    with pytest.raises(InputError, match="max_call_len must be an integer from 2 to max_seq_len"):
+        export_planner_executorch(planner, tmp_path / "bad.pte", max_seq_len=MAX_SEQ_LEN, max_call_len=MAX_SEQ_LEN + 1)
+
+
 # --- ExecuTorch's stock multimodal runner ------------------------------------------------------------
 
 

@@ -35,6 +35,12 @@ def build_retouch_head(latent_dim: int, hidden_dim: int) -> nn.Sequential:
     )
 
 
+def retouch_latent(head: nn.Module, hidden3: torch.Tensor, mask: torch.Tensor, latent_dim: int) -> torch.Tensor:
+    """[B, 3, hidden] states before the three retouch tokens + [B, 3] mask → [B, 3*latent_dim] latent."""
+    z = head(hidden3.flatten(1))
+    return z * expand_mask(mask.to(z.dtype), latent_dim)
+
+
 class VeraPlanner(nn.Module):
     """Vision tower + projector + Qwen2 + retouch head + renderer, fp32 reference numerics."""
 
@@ -68,5 +74,4 @@ class VeraPlanner(nn.Module):
 
     def latent(self, hidden3: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """[B, 3, hidden] states before the three retouch tokens + [B, 3] mask → [B, 3*hidden] latent."""
-        z = self.retouch_head(hidden3.flatten(1))
-        return z * expand_mask(mask.to(z.dtype), self.config.latent_dim)
+        return retouch_latent(self.retouch_head, hidden3, mask, self.config.latent_dim)
