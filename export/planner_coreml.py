@@ -86,6 +86,10 @@ class CoreMLTextDecoder(StaticCacheDecoder):
     forward(inputs_embeds [1,T,H], input_pos [T]) -> (logits [1,V], hidden [1,H]).
     """
 
+    def __init__(self, language_model: nn.Module, max_seq_len: int) -> None:
+        super().__init__(language_model, max_seq_len)
+        self.core.regroup_queries = False  # non-strict torch.export rejects the regrouped form's guard
+
     def forward(self, inputs_embeds: torch.Tensor, input_pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         core = self.core
         x = inputs_embeds[0]

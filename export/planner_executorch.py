@@ -456,6 +456,8 @@ def _lower_and_write(
         program = edge.to_executorch(
             ExecutorchBackendConfig(
                 memory_planning_pass=MemoryPlanningPass(share_mutable_buffers=True),
+                # Writes the new K/V rows into the cache in place (index_put_) instead of rebuilding it.
+                run_reinplace_pass=True,
                 # Fuses torchao's dequantize + embedding into ExecuTorch's quantized embedding kernels
                 # (torchao::dequantize_affine itself has no ExecuTorch kernel).
                 do_quant_fusion_and_const_prop=True,
