@@ -59,7 +59,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vera_mobile.errors import CheckpointError, InputError
+from vera_mobile.errors import InputError
 from vera_mobile.models.kv_decoder import StaticCacheDecoder, rms_norm
 from vera_mobile.models.planner import VeraPlanner
 
@@ -70,7 +70,7 @@ from .planner_executorch import (
     VisionEncoderProgram,
     _step,
 )
-from .renderer import _program_facts
+from .renderer import _program_facts, load_mlprogram_spec
 
 RECIPES = ("fp16", "int4-block32", "palettize4", "int8-channel")
 METHODS = ("vision_encoder", "token_embedding", "text_decoder", "retouch_head")
@@ -280,13 +280,8 @@ def inspect_planner_coreml(path: str | os.PathLike) -> dict[str, Any]:
     (size of the package's weight file).
     """
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"Core ML package {path} does not exist")
+    spec = load_mlprogram_spec(path)
     import coremltools as ct
-
-    spec = ct.utils.load_spec(str(path))
-    if spec.WhichOneof("Type") != "mlProgram":
-        raise CheckpointError(f"{path} is a {spec.WhichOneof('Type')} model, not an ML program")
     description = spec.description
     facts = _program_facts(spec.mlProgram.functions["main"])
     weights = list(path.glob("Data/com.apple.CoreML/weights/*.bin"))

@@ -241,6 +241,18 @@ def export_renderer_coreml(
     return {name: package for name in programs}
 
 
+def load_mlprogram_spec(path: Path) -> Any:
+    """The spec of a saved ML program package; a CheckpointError if missing or not an ML program."""
+    if not path.exists():
+        raise CheckpointError(f"Core ML package {path} does not exist")
+    import coremltools as ct
+
+    spec = ct.utils.load_spec(str(path))
+    if spec.WhichOneof("Type") != "mlProgram":
+        raise CheckpointError(f"{path} is a {spec.WhichOneof('Type')} model, not an ML program")
+    return spec
+
+
 def inspect_coreml_package(path: str | os.PathLike) -> dict[str, Any]:
     """The structure of an ML program package, read from its spec (no prediction: not possible on Linux).
 
@@ -249,13 +261,8 @@ def inspect_coreml_package(path: str | os.PathLike) -> dict[str, Any]:
     (elements), plus `weight_dtype`: "float16", "float32" or "mixed" over all functions.
     """
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"Core ML package {path} does not exist")
+    spec = load_mlprogram_spec(path)
     import coremltools as ct
-
-    spec = ct.utils.load_spec(str(path))
-    if spec.WhichOneof("Type") != "mlProgram":
-        raise CheckpointError(f"{path} is a {spec.WhichOneof('Type')} model, not an ML program")
     # A single-function package describes its one function ("main") at the top level.
     descriptions = {function.name: function for function in spec.description.functions} or {"main": spec.description}
     functions = {
