@@ -1,0 +1,282 @@
+"""Record the fixtures the Kotlin (and Swift) cores are tested against, from a real exported bundle.
+
+    python scripts/make_app_fixtures.py --bundle BUNDLE [--out android_demo/core/src/test/resources/fixtures]
+
+The apps' cores re-implement the platform-independent parts of the Python runtime: prompt assembly,
+the generation loop, plan parsing, manifest reading, LUT layout. Each fixture pins one of them to
+what Python does:
+
+* prompts.json: `Request(...).full_prompt()` and `mask()` for auto/style/param requests;
+* trace_*.json: every call the Python loop makes to a real ExecuTorch planner and to the tokenizer
+  (ids fed, top logits and hidden state returned, text decoded), plus the loop's results. The
+  Kotlin test replays the calls and must make the same ones and reach the same results;
+* plans.json: `parse_plan` on crafted texts (a random-weight model writes no sections);
+* lut.json: the LUT grid, a LUT baked by the real renderer program and its `.cube` text;
+* bundle/: the bundle's real manifest with each artifact replaced by a few bytes (and its sha256
+  updated), so that reading and hash-checking run on a real manifest without the weights.
+
+Logits are kept as the top few values per step (the vocabulary is ~152k): enough for greedy
+decoding, which only needs the arg max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from vera_mobile.bundle import load_bundle, sha256_of
+from vera_mobile.lut import bake_lut, lut_grid, write_cube
+from vera_mobile.plan import parse_plan
+from vera_mobile.prompts import IMAGE_TOKEN_INDEX, RETOUCH_TOKENS, Request
+from vera_mobile.runtime.executorch_planner import ExecuTorchPlanner
+from vera_mobile.runtime.generation import SamplingOptions, generate, prompt_embeddings
+from vera_mobile.runtime.renderer_backends import ExecuTorchRenderer
+from vera_mobile.runtime.selfcheck import golden_pixels
+from vera_mobile.tokenizer import Tokenizer
+
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "android_demo/core/src/test/resources/fixtures"
+TOP_LOGITS = 5
+FLOAT_DIGITS = 6  # float32 values rounded for the JSON; replay compares with a tolerance
+
+PROMPT_CASES: list[dict[str, Any]] = [
+    {"mode": "auto"},
+    {"mode": "style", "prompt": "I want a warm film look."},
+    {"mode": "style", "prompt": "Make it 'moody' — like \"Blade Runner\", {prompt} {user} 日本"},
+    {"mode": "param", "params": {}},
+    {"mode": "param", "params": {"Exposure2012": 30, "IncrementalTemperature": -40, "Saturation": 30}},
+    # Rounding and sign edge cases of upstream's round(v / 100, 3) and Python's float repr.
+    {"mode": "param", "params": {"Contrast2012": -0.01, "Vibrance": 0.05, "HueAdjustmentRed": 0.15}},
+    {"mode": "param", "params": {"Exposure2012": 100, "Blacks2012": -100, "LuminanceAdjustmentBlue": 12.345}},
+    {"mode": "param", "params": {"SaturationAdjustmentAqua": 0.0049, "Whites2012": 33.3333}},
+]
+
+PLAN_TEXTS = [
+    "<problem_light_start>Too dark.<problem_light_end><plan_light_start>Lift exposure.<plan_light_end>"
+    "<retouch_light><retouch_color&temp><retouch_colormixer>",
+    "intro <problem_globalcolor_start> warm cast <plan_globalcolor_start>cool it<retouch_color&temp> tail",
+    "<plan_specificcolor_start>a<plan_specificcolor_end><plan_specificcolor_start>b<plan_specificcolor_end>",
+    "no markers at all",
+    "<problem_specificcolor_start><problem_specificcolor_end><retouch_colormixer><retouch_light>\n end\n",
+    "",
+]
+
+
+def rounded(values: Any) -> Any:
+    return np.round(np.asarray(values, np.float64), FLOAT_DIGITS).tolist()
+
+
+class RecordingTokenizer(Tokenizer):
+    """The bundle's tokenizer, remembering every encode and decode call and its answer.
+
+    `retouch_ids` may be overridden: the loop is parameterised by these ids, and a random-weight
+    model never emits the real ones, so a trace names ids the model does emit to cover the path
+    where a retouch token is generated rather than forced.
+    """
+
+    def __init__(self, inner: Tokenizer, retouch_ids: Sequence[int] | None = None) -> None:
+        self.backend, self.inner = inner.backend, inner
+        self.retouch_ids = tuple(retouch_ids) if retouch_ids is not None else inner.retouch_ids
+        self.encodes: dict[str, list[int]] = {}
+        self.decodes: list[dict[str, Any]] = []
+
+    def encode(self, text: str) -> list[int]:
+        ids = self.inner.encode(text)
+        self.encodes[text] = ids
+        return ids
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
+        text = self.inner.decode(ids, skip_special_tokens)
+        self.decodes.append({"ids": list(ids), "skip_special_tokens": skip_special_tokens, "text": text})
+        return text
+
+
+class RecordingPlanner:
+    """Wraps a real planner backend and records what each call receives and returns."""
+
+    def __init__(self, inner: ExecuTorchPlanner) -> None:
+        self.inner = inner
+        self.embedded: dict[int, int] = {}  # id() of an embedding array -> token ids it holds
+        self.calls: list[dict[str, Any]] = []
+        self.image_rows = 0
+
+    def encode_image(self, pixels: np.ndarray) -> np.ndarray:
+        features = self.inner.encode_image(pixels)
+        self.image_rows = features.shape[0]
+        return features
+
+    def embed(self, ids: np.ndarray) -> np.ndarray:
+        rows = self.inner.embed(ids)
+        self.calls.append({"call": "embed", "ids": [int(i) for i in ids]})
+        return rows
+
+    def reset(self) -> None:
+        self.inner.reset()
+        self.calls.append({"call": "reset"})
+
+    def decode(self, embeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, hidden = self.inner.decode(embeds)
+        top = np.argsort(-logits, kind="stable")[:TOP_LOGITS]
+        self.calls.append({"call": "decode", "length": int(embeds.shape[0]), "top_ids": top.tolist(),
+                           "top_logits": rounded(logits[top]), "hidden": rounded(hidden)})
+        return logits, hidden
+
+    def latent(self, hidden3: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        latent = self.inner.latent(hidden3, mask)
+        self.calls.append({"call": "latent", "mask": mask.tolist(), "latent": rounded(latent)})
+        return latent
+
+
+def record_trace(planner: ExecuTorchPlanner, tokenizer: Tokenizer, eos_ids: Sequence[int], request: Request,
+                 max_new_tokens: int, retouch_ids: Sequence[int] | None = None,
+                 note: str = "") -> dict[str, Any]:
+    """Run the Python loop once on the real planner and record everything the Kotlin replay needs."""
+    recorder, words = RecordingPlanner(planner), RecordingTokenizer(tokenizer, retouch_ids)
+    features = None
+    if request.uses_image_tokens:
+        features = recorder.encode_image(golden_pixels(planner.image_size))
+    prompt_ids = words.encode_prompt(request.full_prompt())
+    embeds = prompt_embeddings(recorder, prompt_ids, features)
+    pieces: list[str] = []
+    generation = generate(recorder, words, embeds, eos_ids, SamplingOptions(max_new_tokens=max_new_tokens),
+                          on_token=pieces.append)
+    mask = np.asarray(request.mask(), np.float32)
+    recorder.latent(generation.retouch_hidden, mask)
+    raw_text = words.decode(generation.token_ids, skip_special_tokens=False)
+    text = words.decode(generation.token_ids, skip_special_tokens=True).strip()
+    return {
+        "note": note,
+        "request": {"mode": request.mode, "prompt": request.prompt, "params": request.params},
+        "image_rows": recorder.image_rows,
+        "eos_ids": list(eos_ids),
+        "retouch_ids": list(words.retouch_ids),
+        "retouch_tokens": list(RETOUCH_TOKENS),
+        "max_new_tokens": max_new_tokens,
+        "prompt_ids": list(prompt_ids),
+        "calls": recorder.calls,
+        "encodes": words.encodes,
+        "decodes": words.decodes,
+        "expected": {
+            "token_ids": generation.token_ids,
+            "forced_tokens": generation.forced_tokens,
+            "stop_reason": generation.stop_reason,
+            "prompt_length": generation.prompt_length,
+            "retouch_hidden": rounded(generation.retouch_hidden),
+            "streamed": pieces,
+            "raw_text": raw_text,
+            "text": text,
+            "plan": parse_plan(raw_text).to_dict(),
+            "mask": list(request.mask()),
+        },
+    }
+
+
+def greedy_tokens(planner: ExecuTorchPlanner, tokenizer: Tokenizer, eos_ids: Sequence[int], request: Request,
+                  count: int) -> list[int]:
+    features = planner.encode_image(golden_pixels(planner.image_size)) if request.uses_image_tokens else None
+    embeds = prompt_embeddings(planner, tokenizer.encode_prompt(request.full_prompt()), features)
+    return generate(planner, tokenizer, embeds, eos_ids, SamplingOptions(max_new_tokens=count)).token_ids[:count]
+
+
+def traces(bundle_dir: Path) -> dict[str, dict[str, Any]]:
+    bundle = load_bundle(bundle_dir)
+    manifest = bundle.manifest
+    planner = ExecuTorchPlanner(bundle.path(bundle.artifact("planner", "executorch")["path"]))
+    tokenizer = Tokenizer.from_file(bundle.path(manifest["tokenizer"]["file"]))
+    eos = manifest["tokenizer"]["eos_ids"]
+    golden = next(g for g in manifest["golden"] if g["component"] == "planner" and g.get("target") == "executorch")
+    style = Request("style", prompt="I want a warm film look.")
+    param = Request("param", params={"Exposure2012": 30, "Saturation": -10})
+    # Ids the model does produce, so that the loop meets them: the first greedy token becomes a
+    # "retouch" id (gathered, not forced) and, in the eos trace, an end-of-sequence id.
+    style_first = greedy_tokens(planner, tokenizer, eos, style, 1)[0]
+    real = list(tokenizer.retouch_ids)
+    return {
+        "trace_golden": record_trace(planner, tokenizer, eos, Request("auto"), golden["generation"]["max_new_tokens"],
+                                     note="the manifest's golden generation: auto mode, golden pixels, greedy"),
+        "trace_style": record_trace(planner, tokenizer, eos, style, 12, retouch_ids=[style_first, *real[1:]],
+                                    note="first greedy token stands in for <retouch_light>: gathered, then two forced"),
+        "trace_eos": record_trace(planner, tokenizer, [*eos, style_first], style, 12,
+                                  note="first greedy token is an eos id: stops at once, all three forced"),
+        "trace_param": record_trace(planner, tokenizer, eos, param, 6, note="param mode: no image, mask from sliders"),
+    }
+
+
+def prompt_fixture() -> dict[str, Any]:
+    cases = []
+    for case in PROMPT_CASES:
+        request = Request(case["mode"], prompt=case.get("prompt"), params=case.get("params"))
+        cases.append({**case, "full_prompt": request.full_prompt(), "mask": list(request.mask())})
+    return {"cases": cases}
+
+
+def lut_fixture(bundle_dir: Path) -> dict[str, Any]:
+    bundle = load_bundle(bundle_dir, verify_hashes=False)
+    renderer = ExecuTorchRenderer(bundle.path(bundle.artifact("renderer", "executorch")["path"]))
+    golden = next(g for g in bundle.manifest["golden"] if g["component"] == "renderer")
+    condition = golden["condition"]
+    biases = renderer.condition(np.asarray(condition["latent"], np.float32), np.asarray(condition["mask"], np.float32))
+    lut = bake_lut(renderer, biases, size=3)
+    scratch = bundle_dir.parent / ".fixture.cube"
+    write_cube(scratch, lut, title="vera-mobile fixture")
+    cube = scratch.read_text(encoding="ascii")
+    scratch.unlink()
+    return {"grid_size": 3, "grid": lut_grid(3).tolist(), "lut": lut.tolist(), "title": "vera-mobile fixture",
+            "cube": cube}
+
+
+def plan_fixture() -> dict[str, Any]:
+    return {"cases": [{"raw_text": text, "plan": parse_plan(text).to_dict()} for text in PLAN_TEXTS]}
+
+
+def tiny_bundle(bundle_dir: Path, out: Path) -> None:
+    """The real manifest with every artifact replaced by a few bytes, and hashes that match them."""
+    manifest = json.loads((bundle_dir / "manifest.json").read_text(encoding="utf-8"))
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for entry in [*manifest["artifacts"], manifest["tokenizer"]]:
+        name = entry.get("path") or entry["file"]
+        target = out / name
+        if (bundle_dir / name).is_dir():
+            # A folder artifact (.mlpackage) hashes names and bytes in path-parts order: "x.bin"
+            # sorts after "x/y.bin" there, though not as plain strings.
+            (target / "x").mkdir(parents=True, exist_ok=True)
+            (target / "x.bin").write_bytes(f"{name} a".encode())
+            (target / "x" / "y.bin").write_bytes(f"{name} b".encode())
+        elif not target.exists():
+            target.write_bytes(f"stand-in for {name}\n".encode())
+        entry["sha256"] = sha256_of(target)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_fixtures(bundle_dir: Path, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    payloads = {"prompts": prompt_fixture(), "plans": plan_fixture(), "lut": lut_fixture(bundle_dir),
+                **traces(bundle_dir)}
+    for name, payload in payloads.items():
+        path = out / f"{name}.json"
+        path.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(path)
+    tiny_bundle(bundle_dir, out / "bundle")
+    written.append(out / "bundle")
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, required=True, help="a bundle written by `vera-mobile export` "
+                        "with the executorch target")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args()
+    for path in write_fixtures(args.bundle, args.out):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
