@@ -1,0 +1,117 @@
+import Foundation
+
+/// The manifest's prompt section (vera_mobile/prompts.py, copied into the bundle by the exporter).
+public struct PromptSpec {
+    public let chatTemplate: String
+    public let modeTemplates: [String: String]
+    public let imageToken: String
+    public let imageTokenIndex: Int
+    public let retouchTokens: [String]
+    public let sectionTokens: [String: [String]]
+    public let sliderGroups: [(group: String, names: [String])] // in manifest order
+    public let sliderLimit: Double
+    public let maskEpsilon: Double
+    let masks: [String: Any]
+
+    init(_ json: [String: Any]) throws {
+        guard let chat = json["chat_template"] as? String, let modes = json["modes"] as? [String: String],
+              let imageToken = json["image_token"] as? String, let imageIndex = json["image_token_index"] as? Int,
+              let retouch = json["retouch_tokens"] as? [String], let rules = json["param_rules"] as? [String: Any],
+              let masks = json["masks"] as? [String: Any] else {
+            throw BundleError(description: "manifest prompts section is incomplete")
+        }
+        chatTemplate = chat
+        modeTemplates = modes
+        self.imageToken = imageToken
+        imageTokenIndex = imageIndex
+        retouchTokens = retouch
+        sectionTokens = json["section_tokens"] as? [String: [String]] ?? [:]
+        // JSONSerialization forgets key order, and the group order is part of the prompt: take it from
+        // the manifest's own formatted example (param_rules.example.prompt), which lists every group in order.
+        let groups = json["slider_groups"] as? [String: [String]] ?? [:]
+        let example = (rules["example"] as? [String: Any])?["prompt"] as? String ?? ""
+        let position = { (group: String) in example.range(of: "'\(group)'")?.lowerBound ?? example.endIndex }
+        sliderGroups = groups.keys.sorted { position($0) < position($1) }.map { ($0, groups[$0] ?? []) }
+        sliderLimit = rules["limit"] as? Double ?? 100
+        maskEpsilon = rules["mask_epsilon"] as? Double ?? 0
+        self.masks = masks
+    }
+
+    public var sliderNames: [String] { sliderGroups.flatMap(\.names) }
+
+    public func fixedMask(_ mode: String) -> [Float] { (masks[mode] as? [Double] ?? [1, 1, 1]).map(Float.init) }
+}
+
+public struct InputError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// One retouch request, checked like prompts.Request.
+public struct Request {
+    public let spec: PromptSpec
+    public let mode: String
+    public let prompt: String?
+    public let params: [String: Double]?
+
+    public init(spec: PromptSpec, mode: String, prompt: String? = nil, params: [String: Double]? = nil) throws {
+        guard ["auto", "style", "param", "reference"].contains(mode) else { throw InputError(description: "unknown mode '\(mode)'") }
+        if mode == "style", (prompt ?? "").trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            throw InputError(description: "style mode needs a text instruction")
+        }
+        if mode == "param" {
+            guard let params else { throw InputError(description: "param mode needs a slider set") }
+            for (name, value) in params {
+                guard spec.sliderNames.contains(name) else { throw InputError(description: "unknown slider name \(name)") }
+                guard value.isFinite, abs(value) <= spec.sliderLimit else {
+                    throw InputError(description: "slider \(name): value \(value) is outside -100 ... 100")
+                }
+            }
+        }
+        (self.spec, self.mode, self.prompt, self.params) = (spec, mode, prompt, params)
+    }
+
+    public var usesImageTokens: Bool { mode == "auto" || mode == "style" }
+
+    /// The exact chat-formatted string the planner sees (byte-identical to Python's full_prompt()).
+    public func fullPrompt() throws -> String {
+        let message: String
+        switch mode {
+        case "auto": message = spec.modeTemplates["auto"] ?? ""
+        case "style": message = (spec.modeTemplates["style"] ?? "").replacingOccurrences(of: "{prompt}", with: prompt ?? "")
+        case "param": message = (spec.modeTemplates["param"] ?? "").replacingOccurrences(of: "{params}", with: formatParams())
+        default: throw InputError(description: "reference mode has no planner prompt")
+        }
+        return spec.chatTemplate.replacingOccurrences(of: "{user}", with: message)
+    }
+
+    public func mask() -> [Float] {
+        guard mode == "param" else { return spec.fixedMask(mode) }
+        return organized().map { group in group.values.allSatisfy { abs($0.value) <= spec.maskEpsilon } ? 0 : 1 }
+    }
+
+    /// Every slider of every group, value / 100 rounded to 3 places (upstream).
+    private func organized() -> [[(name: String, value: Double, repr: String)]] {
+        spec.sliderGroups.map { group in
+            group.names.map { name in
+                let (value, repr) = pythonRound3(params?[name] ?? 0)
+                return (name, value, repr)
+            }
+        }
+    }
+
+    /// Python's str() of the grouped dict: single-quoted keys, repr floats.
+    private func formatParams() -> String {
+        let groups = zip(spec.sliderGroups, organized()).map { group, values in
+            "'\(group.group)': {" + values.map { "'\($0.name)': \($0.repr)" }.joined(separator: ", ") + "}"
+        }
+        return "{" + groups.joined(separator: ", ") + "}"
+    }
+}
+
+/// round(slider / 100, 3) and its Python repr. printf's "%.3f" rounds the exact binary value half
+/// to even and keeps the sign of a zero, as Python does; the repr then drops trailing zeros.
+func pythonRound3(_ slider: Double) -> (Double, String) {
+    var text = String(format: "%.3f", slider / 100)
+    while text.hasSuffix("0") && !text.hasSuffix(".0") { text.removeLast() }
+    return (Double(text) ?? 0, text)
+}
