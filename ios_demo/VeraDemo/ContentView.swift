@@ -147,13 +147,13 @@ struct ContentView: View {
 struct SliderGroups: View {
     let engine: Engine
     @Binding var values: [String: Double]
-    @State private var groups: [(group: String, names: [String])] = []
+    @State private var groups: [SliderGroup] = []
 
     var body: some View {
         VStack(alignment: .leading) {
-            ForEach(groups, id: \.group) { group in
-                Text(group.group).font(.headline)
-                ForEach(group.names, id: \.self) { name in
+            ForEach(groups, id: \.name) { group in
+                Text(group.name).font(.headline)
+                ForEach(group.sliders, id: \.self) { name in
                     Text("\(name) \(Int(values[name] ?? 0))").font(.caption)
                     Slider(value: Binding(get: { values[name] ?? 0 }, set: { values[name] = $0.rounded() }), in: -100 ... 100)
                 }

@@ -50,7 +50,8 @@ final class CoreMLPlanner: PlannerBackend {
         embedding = try await package("token_embedding")
         decoder = try await package("text_decoder")
         head = try await package("retouch_head")
-        (imageSize, hiddenSize) = (manifest.imageSize, manifest.hiddenSize)
+        imageSize = manifest.imageSize
+        hiddenSize = manifest.hiddenSize
         state = decoder.newState()
     }
 
@@ -85,7 +86,7 @@ final class CoreMLPlanner: PlannerBackend {
 
 /// A renderer package (`renderer_float16.mlpackage`): two functions of one multifunction program.
 final class CoreMLRenderer: RendererBackend {
-    let condition, render: MLModel
+    let conditionModel, renderModel: MLModel
     let tile, biasSize: Int
 
     init(bundle: VeraBundle, component: String) async throws {
@@ -95,18 +96,18 @@ final class CoreMLRenderer: RendererBackend {
               let methods = artifact["methods"] as? [String: [String: Any]],
               let points = (methods["render_points"]?["inputs"] as? [[String: Any]])?.first?["shape"] as? [Int]
         else { throw BundleError(description: "the bundle has no Core ML \(component)") }
-        condition = try await CoreMLLoader.load(bundle.url(path), sha256: sha, function: "condition")
-        render = try await CoreMLLoader.load(bundle.url(path), sha256: sha, function: "render_points")
+        conditionModel = try await CoreMLLoader.load(bundle.url(path), sha256: sha, function: "condition")
+        renderModel = try await CoreMLLoader.load(bundle.url(path), sha256: sha, function: "render_points")
         tile = points[0]
         biasSize = bundle.manifest.renderer["bias_size"] as? Int ?? 0
     }
 
     func condition(latent: [Float], mask: [Float]) throws -> [Float] {
-        floats(try predict(condition, ["latent": multiArray(latent, [1, latent.count]), "mask": multiArray(mask, [1, 3])]), "biases")
+        floats(try predict(conditionModel, ["latent": multiArray(latent, [1, latent.count]), "mask": multiArray(mask, [1, 3])]), "biases")
     }
 
     func renderPoints(_ points: [Float], biases: [Float]) throws -> [Float] {
-        floats(try predict(render, ["points": multiArray(points, [points.count / 3, 3]), "biases": multiArray(biases, [biasSize])]), "colors")
+        floats(try predict(renderModel, ["points": multiArray(points, [points.count / 3, 3]), "biases": multiArray(biases, [biasSize])]), "colors")
     }
 }
 

@@ -56,12 +56,15 @@ actor Engine {
     func retouch(_ request: Request, photo: CGImage, reference pair: (CGImage, CGImage)?, exact: Bool, maxNewTokens: Int = 1024,
                  onText: @escaping (String) -> Void) throws -> Output {
         var output = Output(image: photo)
-        let latent: [Float], mask = request.mask()
+        let mask = request.mask()
+        let latent: [Float]
         let render: RendererBackend
         if request.mode == "reference" {
-            guard let (encoder, referenceRenderer) = reference, let (before, after) = pair else {
+            guard let reference, let pair else {
                 throw InputError(description: "reference mode needs a bundle with the reference encoder and a before/after pair")
             }
+            let (encoder, referenceRenderer) = reference
+            let (before, after) = pair
             latent = try encoder.encode(before: Images.referenceView(before, manifest: manifest),
                                         after: Images.referenceView(after, manifest: manifest), mask: mask)
             render = referenceRenderer

@@ -6,7 +6,11 @@ public struct Rows {
     public var width: Int
     public var data: [Float]
 
-    public init(count: Int, width: Int, data: [Float]) { (self.count, self.width, self.data) = (count, width, data) }
+    public init(count: Int, width: Int, data: [Float]) {
+        self.count = count
+        self.width = width
+        self.data = data
+    }
 
     public func row(_ i: Int) -> [Float] { Array(data[i * width ..< (i + 1) * width]) }
 }

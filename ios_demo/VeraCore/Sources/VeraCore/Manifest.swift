@@ -90,11 +90,11 @@ public struct VeraBundle {
         var isFolder: ObjCBool = false
         FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder)
         if isFolder.boolValue {
-            let root = url.standardizedFileURL.path + "/"
+            let root = url.resolvingSymlinksInPath().path + "/" // enumerated URLs come back resolved (/private/var)
             let files = (FileManager.default.enumerator(at: url, includingPropertiesForKeys: [.isRegularFileKey])?
                 .compactMap { $0 as? URL } ?? [])
                 .filter { (try? $0.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true }
-                .map { String($0.standardizedFileURL.path.dropFirst(root.count)) }
+                .map { String($0.resolvingSymlinksInPath().path.dropFirst(root.count)) }
                 .sorted { $0.split(separator: "/").lexicographicallyPrecedes($1.split(separator: "/")) }
             for relative in files {
                 hasher.update(data: Data(relative.utf8) + Data([0]))

@@ -10,7 +10,7 @@ public struct Plan {
 public func parsePlan(_ raw: String, spec: PromptSpec) -> Plan {
     let markers = Array(Set(spec.retouchTokens + spec.sectionTokens.values.flatMap { $0 })).sorted { $0.count > $1.count }
     let starts = Dictionary(uniqueKeysWithValues: spec.sectionTokens.map { ($0.value[0], $0.key) })
-    var sections: [String: String?] = Dictionary(uniqueKeysWithValues: spec.sectionTokens.keys.map { ($0, nil) })
+    var sections: [String: String?] = Dictionary(uniqueKeysWithValues: spec.sectionTokens.keys.map { ($0, String?.none) })
     var other: [String] = []
     var retouch: [String] = []
     var current: String?
@@ -21,7 +21,8 @@ public func parsePlan(_ raw: String, spec: PromptSpec) -> Plan {
             .min { $0.lowerBound < $1.lowerBound || ($0.lowerBound == $1.lowerBound && $0.upperBound > $1.upperBound) }
         let piece = String(raw[position ..< (match?.lowerBound ?? raw.endIndex)])
         if let open = current {
-            sections[open] = ((sections[open] ?? nil ?? "") + piece).trimmingCharacters(in: .whitespacesAndNewlines)
+            let sofar = sections[open].flatMap { $0 } ?? ""
+            sections[open] = (sofar + piece).trimmingCharacters(in: .whitespacesAndNewlines)
         } else if !piece.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
             other.append(piece.trimmingCharacters(in: .whitespacesAndNewlines))
         }
@@ -29,7 +30,7 @@ public func parsePlan(_ raw: String, spec: PromptSpec) -> Plan {
         let marker = String(raw[match])
         position = match.upperBound
         current = starts[marker] // a start opens its section; any other marker closes the open one
-        if let open = current, sections[open] ?? nil == nil { sections[open] = "" }
+        if let open = current, sections[open].flatMap({ $0 }) == nil { sections[open] = "" }
         if spec.retouchTokens.contains(marker) { retouch.append(marker) }
     }
     return Plan(sections: sections, other: other.joined(separator: "\n"), retouchTokens: retouch)

@@ -8,7 +8,7 @@ public struct PromptSpec {
     public let imageTokenIndex: Int
     public let retouchTokens: [String]
     public let sectionTokens: [String: [String]]
-    public let sliderGroups: [(group: String, names: [String])] // in manifest order
+    public let sliderGroups: [SliderGroup] // in manifest order
     public let sliderLimit: Double
     public let maskEpsilon: Double
     let masks: [String: Any]
@@ -31,15 +31,20 @@ public struct PromptSpec {
         let groups = json["slider_groups"] as? [String: [String]] ?? [:]
         let example = (rules["example"] as? [String: Any])?["prompt"] as? String ?? ""
         let position = { (group: String) in example.range(of: "'\(group)'")?.lowerBound ?? example.endIndex }
-        sliderGroups = groups.keys.sorted { position($0) < position($1) }.map { ($0, groups[$0] ?? []) }
+        sliderGroups = groups.keys.sorted { position($0) < position($1) }.map { SliderGroup(name: $0, sliders: groups[$0] ?? []) }
         sliderLimit = rules["limit"] as? Double ?? 100
         maskEpsilon = rules["mask_epsilon"] as? Double ?? 0
         self.masks = masks
     }
 
-    public var sliderNames: [String] { sliderGroups.flatMap(\.names) }
+    public var sliderNames: [String] { sliderGroups.flatMap { $0.sliders } }
 
     public func fixedMask(_ mode: String) -> [Float] { (masks[mode] as? [Double] ?? [1, 1, 1]).map(Float.init) }
+}
+
+public struct SliderGroup {
+    public let name: String
+    public let sliders: [String]
 }
 
 public struct InputError: Error, CustomStringConvertible {
@@ -67,7 +72,10 @@ public struct Request {
                 }
             }
         }
-        (self.spec, self.mode, self.prompt, self.params) = (spec, mode, prompt, params)
+        self.spec = spec
+        self.mode = mode
+        self.prompt = prompt
+        self.params = params
     }
 
     public var usesImageTokens: Bool { mode == "auto" || mode == "style" }
@@ -86,15 +94,15 @@ public struct Request {
 
     public func mask() -> [Float] {
         guard mode == "param" else { return spec.fixedMask(mode) }
-        return organized().map { group in group.values.allSatisfy { abs($0.value) <= spec.maskEpsilon } ? 0 : 1 }
+        return organized().map { group in group.allSatisfy { abs($0.value) <= spec.maskEpsilon } ? 0 : 1 }
     }
 
     /// Every slider of every group, value / 100 rounded to 3 places (upstream).
     private func organized() -> [[(name: String, value: Double, repr: String)]] {
         spec.sliderGroups.map { group in
-            group.names.map { name in
+            group.sliders.map { name in
                 let (value, repr) = pythonRound3(params?[name] ?? 0)
-                return (name, value, repr)
+                return (name: name, value: value, repr: repr)
             }
         }
     }
@@ -102,7 +110,7 @@ public struct Request {
     /// Python's str() of the grouped dict: single-quoted keys, repr floats.
     private func formatParams() -> String {
         let groups = zip(spec.sliderGroups, organized()).map { group, values in
-            "'\(group.group)': {" + values.map { "'\($0.name)': \($0.repr)" }.joined(separator: ", ") + "}"
+            "'\(group.name)': {" + values.map { "'\($0.name)': \($0.repr)" }.joined(separator: ", ") + "}"
         }
         return "{" + groups.joined(separator: ", ") + "}"
     }

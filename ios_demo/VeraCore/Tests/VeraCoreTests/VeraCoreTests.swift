@@ -143,7 +143,7 @@ final class VeraCoreTests: XCTestCase {
 
     func testBundleHashesAndFields() throws {
         XCTAssertEqual(bundle.manifest.retouchTokenIds, [151649, 151650, 151651])
-        XCTAssertEqual(spec.sliderGroups.map(\.group), ["Light Adjustment", "Color and Temperature Adjustment", "Specific Color Adjustment"])
+        XCTAssertEqual(spec.sliderGroups.map { $0.name }, ["Light Adjustment", "Color and Temperature Adjustment", "Specific Color Adjustment"])
         let copy = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
         try FileManager.default.copyItem(at: bundle.directory, to: copy)
         try Data("x".utf8).write(to: copy.appendingPathComponent("renderer.pte"))
