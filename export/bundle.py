@@ -25,7 +25,8 @@ from vera_mobile.models.checkpoint import load_planner, safetensors_files
 from vera_mobile.models.folded_renderer import FoldedRenderer
 from vera_mobile.models.reference_checkpoint import load_encoder_renderer
 from vera_mobile.runtime.render import DEFAULT_TILE
-from vera_mobile.runtime.retoucher import REFERENCE_CHECKPOINT
+from vera_mobile.builtin import resolve_model
+from vera_mobile.runtime.retoucher import reference_checkpoint_in
 from vera_mobile.tokenizer import Tokenizer
 
 from .manifest import preprocessing_section, prompt_section, renderer_section
@@ -249,12 +250,12 @@ def export_bundle(
 ) -> Path:
     """Export the renderer (and the reference encoder, if any) for each target, the tokenizer and the manifest.
 
-    `reference` is an `encoder_renderer.pth`; by default the one inside `model_dir`, if present.
+    `reference` is an `encoder_renderer.pth` (or `.safetensors`); by default the one inside `model_dir`, if present.
     `coreml_recipe` overrides the Core ML planner recipe `quant` implies (e.g. "palettize4").
     """
-    model_dir, out = Path(model_dir), Path(out)
-    if reference is None and (model_dir / REFERENCE_CHECKPOINT).is_file():
-        reference = model_dir / REFERENCE_CHECKPOINT
+    model_dir, out = resolve_model(model_dir), Path(out)
+    if reference is None:
+        reference = reference_checkpoint_in(model_dir)
     unknown = [t for t in targets if t not in TARGETS]
     if unknown or not targets:
         raise InputError(f"unknown export target(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(TARGETS)}")

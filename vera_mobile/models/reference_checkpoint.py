@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError
-from .reference_encoder import EncoderRenderer
+from .reference_encoder import ENCODER_WIDTHS, EncoderRenderer
+from .renderer import HIDDEN_DIMS, LATENT_DIM
 
 # Stored floating-point tensors may be in any of these; they are loaded as fp32.
 ACCEPTED_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -77,14 +78,55 @@ def _to_expected_dtype(path: Path, name: str, stored: object, expected: torch.Te
     return stored.to(torch.float32)
 
 
+def _architecture(stored: Mapping[str, object]) -> dict[str, object]:
+    """Latent and layer widths read from the stored shapes (upstream's, or the nano model's).
+
+    Anything that cannot be read falls back to upstream's size, so that the strict key and shape
+    check that follows names the actual problem.
+    """
+    def first_dim(name: str, index: int = 0) -> int | None:
+        tensor = stored.get(name)
+        return int(tensor.shape[index]) if isinstance(tensor, torch.Tensor) and tensor.dim() > index else None
+
+    widths = [first_dim(f"encoder.model{i}.0.weight") for i in (0, 3, 5, 7)]
+    hidden = []
+    while first_dim(f"decoder.layers.{len(hidden)}.weight") is not None:
+        hidden.append(first_dim(f"decoder.layers.{len(hidden)}.weight"))
+    latent_width = first_dim("decoder.z_projs.0.weight", 1) or first_dim("encoder.fc.weight")
+    return {
+        "latent_dim": latent_width // 3 if latent_width and latent_width % 3 == 0 else LATENT_DIM,
+        "encoder_widths": tuple(widths) if all(widths) else ENCODER_WIDTHS,
+        "renderer_hidden_dims": tuple(hidden) or HIDDEN_DIMS,
+    }
+
+
+def _read_weights(path: Path) -> Mapping[str, object]:
+    """Tensors of a `torch.save` checkpoint or of a `.safetensors` file (the nano model ships one)."""
+    if path.suffix != ".safetensors":
+        return _read_state_dict(path)
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        return load_file(str(path))
+    except SafetensorError as err:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
+
+
 def load_encoder_renderer(path: str | os.PathLike[str]) -> EncoderRenderer:
-    """Build the Encoder-Renderer from a `torch.save` checkpoint; fp32, on the CPU, in eval mode."""
+    """Build the Encoder-Renderer from a checkpoint file; fp32, on the CPU, in eval mode.
+
+    Upstream's `encoder_renderer.pth` and the nano model's `encoder_renderer.safetensors` load the
+    same way; layer widths come from the stored shapes.
+    """
     path = Path(path)
-    stored = _read_state_dict(path)
+    stored = _read_weights(path)
 
     # Build without allocating or initialising weights: every one of them comes from the file.
     with torch.device("meta"):
-        model = EncoderRenderer()
+        model = EncoderRenderer(**_architecture(stored))
     expected = model.state_dict()
 
     unexpected = [name for name in stored if name not in expected]

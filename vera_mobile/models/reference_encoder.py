@@ -16,12 +16,15 @@ preprocessing belongs to the caller. The encoder itself accepts any reference si
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .renderer import ConditionalMLPDecoder, LATENT_DIM, expand_mask
+from .renderer import HIDDEN_DIMS, LATENT_DIM, ConditionalMLPDecoder, expand_mask
 
+ENCODER_WIDTHS = (64, 128, 256, 512)  # upstream's stage widths
 ENCODER_PARAMS = 12_614_020
 ENCODER_RENDERER_PARAMS = 15_191_815
 STATE_DICT_ENTRIES = 182  # 162 encoder.* + 20 decoder.*, BatchNorm buffers included
@@ -95,30 +98,35 @@ class ChannelAttention(nn.Module):
 
 
 class ReferenceEncoder(nn.Module):
-    """Upstream's `Resnet18Encoder_InputCatMixedCBAM`: [B, 6, H, W] reference pair → [B, 3*latent_dim]."""
+    """Upstream's `Resnet18Encoder_InputCatMixedCBAM`: [B, 6, H, W] reference pair → [B, 3*latent_dim].
 
-    def __init__(self, latent_dim: int = LATENT_DIM) -> None:
+    `widths` are the four stage widths (upstream's ResNet-18: 64, 128, 256, 512); the built-in
+    nano model uses narrower stages with the same layout and names.
+    """
+
+    def __init__(self, latent_dim: int = LATENT_DIM, widths: Sequence[int] = ENCODER_WIDTHS) -> None:
         super().__init__()
+        w0, w1, w2, w3 = widths
         # Registered in upstream's order so state_dict() lists keys exactly as upstream's does.
-        self.model0 = nn.Sequential(*_conv_bn_relu(6, 64, 7, 2), nn.MaxPool2d(3, stride=2, padding=1))
-        self.model1 = _residual_block(64, 64)
-        self.model2 = _residual_block(64, 64)
-        self.model3 = _residual_block(64, 128, stride=2)
-        self.en1 = _downsample_shortcut(64, 128)
-        self.model4 = _residual_block(128, 128)
-        self.model5 = _residual_block(128, 256, stride=2)
-        self.en2 = _downsample_shortcut(128, 256)
-        self.model6 = _residual_block(256, 256)
-        self.model7 = _residual_block(256, 512, stride=2)
-        self.en3 = _downsample_shortcut(256, 512)
-        self.model8 = _residual_block(512, 512)
+        self.model0 = nn.Sequential(*_conv_bn_relu(6, w0, 7, 2), nn.MaxPool2d(3, stride=2, padding=1))
+        self.model1 = _residual_block(w0, w0)
+        self.model2 = _residual_block(w0, w0)
+        self.model3 = _residual_block(w0, w1, stride=2)
+        self.en1 = _downsample_shortcut(w0, w1)
+        self.model4 = _residual_block(w1, w1)
+        self.model5 = _residual_block(w1, w2, stride=2)
+        self.en2 = _downsample_shortcut(w1, w2)
+        self.model6 = _residual_block(w2, w2)
+        self.model7 = _residual_block(w2, w3, stride=2)
+        self.en3 = _downsample_shortcut(w2, w3)
+        self.model8 = _residual_block(w3, w3)
         self.aap = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(512, 3 * latent_dim)
+        self.fc = nn.Linear(w3, 3 * latent_dim)
         self.attn_spatial1 = SpatialAttention()
         self.attn_spatial2 = SpatialAttention()
-        self.attn_mid1 = CBAM(128)
-        self.attn_mid2 = CBAM(256)
-        self.attn_deep = ChannelAttention(512)
+        self.attn_mid1 = CBAM(w1)
+        self.attn_mid2 = CBAM(w2)
+        self.attn_deep = ChannelAttention(w3)
 
     def _stages(self) -> list[tuple[nn.Module, nn.Module | None, nn.Module | None]]:
         """(block, shortcut or None for identity, attention or None) for each residual stage."""
@@ -146,11 +154,16 @@ class ReferenceEncoder(nn.Module):
 class EncoderRenderer(nn.Module):
     """Upstream's `RetouchRenderer` for `RetouchRenderer_Resnet18Encoder_InputCatMixedCBAM` (fp32)."""
 
-    def __init__(self, latent_dim: int = LATENT_DIM) -> None:
+    def __init__(
+        self,
+        latent_dim: int = LATENT_DIM,
+        encoder_widths: Sequence[int] = ENCODER_WIDTHS,
+        renderer_hidden_dims: Sequence[int] = HIDDEN_DIMS,
+    ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.encoder = ReferenceEncoder(latent_dim)
-        self.decoder = ConditionalMLPDecoder(latent_dim)
+        self.encoder = ReferenceEncoder(latent_dim, encoder_widths)
+        self.decoder = ConditionalMLPDecoder(latent_dim, renderer_hidden_dims)
 
     def encode(self, ref_before: torch.Tensor, ref_after: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """References [B, 3, h, w] in [-1, 1] + group mask [B, 3] → masked latent [B, 3*latent_dim]."""

@@ -22,16 +22,24 @@ import numpy as np
 from ..errors import InputError
 from ..photo_io import Photo, load_photo, planner_view, reference_view, save_photo
 from ..plan import Plan, parse_plan
+from ..builtin import resolve_model
 from ..prompts import Request
 from ..tokenizer import Tokenizer
 from .generation import PlannerBackend, SamplingOptions, generate, prompt_embeddings
 from .render import DEFAULT_TILE, RendererBackend, render_pixels
 
 PhotoLike = Any  # a path, bytes, a PIL image or a loaded Photo
-REFERENCE_CHECKPOINT = "encoder_renderer.pth"
+# A planner checkpoint directory may hold the reference model under one of these names.
+REFERENCE_CHECKPOINTS = ("encoder_renderer.pth", "encoder_renderer.safetensors")
 RENDER_MODES = ("lut", "exact")
 DEFAULT_RENDER = "lut"  # chosen from the measured LUT error (benchmarks/RESULTS.md)
 RENDERER_BACKENDS = ("torch", "executorch", "onnx")
+
+
+def reference_checkpoint_in(directory: Path) -> Path | None:
+    """The reference-model file inside a planner checkpoint directory, if it has one."""
+    found = [directory / name for name in REFERENCE_CHECKPOINTS if (directory / name).is_file()]
+    return found[0] if found else None
 
 
 def renderer_for(decoder: Any, backend: str) -> RendererBackend:
@@ -160,7 +168,8 @@ class Retoucher:
         dtype: str = "float32",
         renderer_backend: str = "torch",
     ) -> "Retoucher":
-        """Load a planner checkpoint directory and/or an `encoder_renderer.pth` (torch planner).
+        """Load a planner checkpoint directory (or a built-in model's name, e.g. "nano") and/or an
+        `encoder_renderer.pth` (torch planner).
 
         A directory is a planner checkpoint; an `encoder_renderer.pth` inside it (or passed as
         `reference`) enables reference mode. A `.pth` file alone gives a reference-only retoucher.
@@ -178,7 +187,7 @@ class Retoucher:
         torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype)
         if torch_dtype is None:
             raise InputError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
-        path = Path(path)
+        path = resolve_model(path)
         kwargs: dict[str, Any] = {}
         if path.is_dir():
             model, _ = load_planner(path, dtype=torch_dtype)
@@ -189,8 +198,8 @@ class Retoucher:
                 eos_ids=model.config.eos_token_ids,
                 image_size=model.config.vision.image_size,
             )
-            if reference is None and (path / REFERENCE_CHECKPOINT).is_file():
-                reference = path / REFERENCE_CHECKPOINT
+            if reference is None:
+                reference = reference_checkpoint_in(path)
         elif reference is None:
             reference = path
         if reference is not None:
