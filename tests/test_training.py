@@ -1,0 +1,102 @@
+"""The nano training recipe: tokenizer, examples, vision-tower initialisation, a resumable run."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vera_mobile.develop.synthesize import synthesize, write_dataset
+from vera_mobile.models.config import PlannerConfig
+from vera_mobile.models.planner import VeraPlanner
+from vera_mobile.prompts import IMAGE_TOKEN_INDEX, RETOUCH_TOKENS, VERA_ADDED_TOKENS
+from vera_mobile.runtime.retoucher import Retoucher
+from vera_mobile.tokenizer import Tokenizer
+from vera_mobile.training import nano
+from vera_mobile.training.data import answer_weights, corpus, load_examples, planner_batch, read_datasets
+from vera_mobile.training.train import TrainOptions, train
+from vera_mobile.training.vision_init import init_vision_tower
+
+from conftest import skimage_photo
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    photos = [skimage_photo(name) for name in ("astronaut.png", "chelsea.png", "coffee.png")]
+    out = tmp_path_factory.mktemp("synth")
+    write_dataset(synthesize(photos, count=9, seed=3, size=64, fit_steps=4), out, progress=False)
+    rows = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    for row in rows:  # paths given directly have no manifest split: call them all training photos
+        row["split"] = "train"
+    (out / "records.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tokenizer(dataset):
+    return Tokenizer(nano.train_tokenizer(corpus(read_datasets([dataset]))))
+
+
+def test_tokenizer_starts_with_the_chat_and_veraretouch_tokens_and_round_trips(tokenizer, dataset):
+    for i, token in enumerate(nano.special_tokens()):
+        assert tokenizer.single_token_id(token) == i
+    assert len(nano.special_tokens()) == 3 + len(VERA_ADDED_TOKENS)
+    text = read_datasets([dataset])[0]["text"]
+    assert tokenizer.decode(tokenizer.encode(text)) == text
+    assert tokenizer.decode(tokenizer.encode("naïve ünseen wörds 🙂")) == "naïve ünseen wörds 🙂"  # byte level
+
+
+def test_problem_sections_get_the_diagnosis_weight():
+    assert answer_weights([5, 1, 2, 9, 3, 4, 7, 8], [(1, 9), (4, 7)], 4.0) == [1, 4, 4, 4, 1, 4, 4, 1]
+
+
+def test_planner_batch_aligns_labels_images_and_retouch_states(tokenizer, dataset):
+    records = read_datasets([dataset])
+    examples = load_examples(records, tokenizer, image_size=256, reference_size=64, progress=False)
+    batch = planner_batch(examples[:3], tokenizer.retouch_ids, 16, 32, np.random.default_rng(0))
+    for row, ex in enumerate(examples[:3]):
+        images = 16 if IMAGE_TOKEN_INDEX in ex.prompt_ids else 0
+        assert int(batch.image_slots[row].sum()) == images
+        start = len(ex.prompt_ids) - (1 if images else 0) + images
+        answer = batch.labels[row, start - 1 : start - 1 + len(ex.answer_ids)].tolist()
+        assert answer == ex.answer_ids  # position t is trained to predict token t + 1
+        for position, token in zip(batch.retouch_positions[row].tolist(), tokenizer.retouch_ids):
+            assert batch.ids[row, position + 1] == token  # the state whose logits produce the token
+    assert batch.before.shape == (3, 32, 3) and batch.before.min() >= -1 and batch.after.max() <= 1
+    assert len(RETOUCH_TOKENS) == batch.retouch_positions.shape[1]
+
+
+def test_vision_init_lets_the_photo_reach_the_decoder():
+    """PyTorch's default init makes the folded FastViT's output the same for every photo (1e-9)."""
+    raw = nano.nano_config(vocab_size=64, eos_id=2, pad_id=0)
+    torch.manual_seed(0)
+    tower = VeraPlanner(PlannerConfig.from_dict(raw)).vision_tower
+    views = torch.stack([torch.full((3, 256, 256), v) for v in (0.2, 0.5, 0.8)])
+    views[:, 0] *= torch.tensor([1.2, 1.0, 0.8])[:, None, None]  # different colours too
+
+    def spread() -> float:
+        with torch.no_grad():
+            out = tower(views)
+        return float(out.std(0).mean() / out.abs().mean())
+
+    assert spread() < 1e-3
+    init_vision_tower(tower, views)
+    assert spread() > 0.1
+
+
+def test_training_runs_resumes_and_writes_a_loadable_model(dataset, tmp_path, sample_photo):
+    options = TrainOptions(data=[str(dataset)], out=str(tmp_path / "model"), work=str(tmp_path / "work"),
+                           reference_steps=2, reference_batch=2, reference_full_size_steps=1, planner_steps=2,
+                           planner_batch=2, pixels=64, warmup=1, checkpoint_every=1, threads=2)
+    train(options, progress=False)
+    options.planner_steps = 3  # a second run continues from the saved step
+    out = train(options, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "work" / "log.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["step"]) for r in log] == [("reference", 1), ("reference", 2), ("planner", 1),
+                                                      ("planner", 2), ("planner", 3)]
+    summary = json.loads((out / "training.json").read_text())
+    assert summary["stages"]["planner"]["steps"] == 3 and summary["records"] == 9
+    retoucher = Retoucher.from_pretrained(out)
+    assert retoucher.modes == ("auto", "style", "param", "reference")
+    result = retoucher.retouch(sample_photo, max_new_tokens=4)
+    assert result.image.shape[2] == 3 and len(result.latent) == 3 * nano.HIDDEN

@@ -1,0 +1,285 @@
+"""Train VeraRetouch-Nano on this machine's CPU, with the paper's two ingredients at small scale.
+
+Stage 1, `reference` (Encoder-Renderer pre-training): the reference encoder sees a record's
+before/after views and produces a control latent; the renderer, conditioned on it, must turn the
+record's before pixels into its after pixels (L1). This teaches the renderer a latent edit space
+and gives reference mode its model.
+
+Stage 2, `planner` (end to end): the planner reads the record's prompt (and photo), is taught its
+reasoning text by token cross-entropy, and the hidden states before its three retouch tokens go
+through the retouch head into the renderer (initialised from stage 1), whose output is compared
+with the target pixels (L1, weight `pixel_weight`). Both losses flow through every component.
+
+Each stage saves `WORK/<stage>.pt` every `checkpoint_every` steps (model, optimiser, schedule,
+random state) and continues from it when run again; losses go to `WORK/log.jsonl`. The finished
+model is written to OUT in the upstream checkpoint layout (config.json, tokenizer.json,
+model.safetensors) plus `encoder_renderer.safetensors` and `training.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..files import write_text_atomic
+from ..models.checkpoint import TIED_KEY, to_upstream_key
+from ..models.config import PlannerConfig
+from ..models.planner import VeraPlanner
+from ..models.reference_encoder import EncoderRenderer
+from ..prompts import SECTION_TOKENS
+from ..tokenizer import Tokenizer
+from . import nano
+from .data import Example, corpus, load_examples, planner_batch, read_datasets, reference_batch
+from .vision_init import init_vision_tower
+
+TRAIN_REFERENCE_SIZE = 256  # reference views are made at this size; the last steps run at 512 (runtime)
+RUNTIME_REFERENCE_SIZE = 512
+
+
+@dataclass
+class TrainOptions:
+    data: list[str]
+    out: str
+    work: str
+    seed: int = 0
+    reference_steps: int = 800
+    reference_batch: int = 8
+    reference_full_size_steps: int = 150  # final reference steps at the runtime's 512-px views
+    planner_steps: int = 3000
+    planner_batch: int = 12
+    pixels: int = 1024  # pixels per example in the pixel loss
+    lr: float = 1e-3
+    renderer_lr: float = 3e-4  # the pre-trained renderer moves more slowly in stage 2
+    pixel_weight: float = 10.0
+    diagnosis_weight: float = 1.0  # cross-entropy weight of the problem sections' tokens (data.planner_batch)
+    warmup: int = 100
+    checkpoint_every: int = 200
+    threads: int = field(default_factory=lambda: torch.get_num_threads())
+
+
+def _lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 10 %."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _save_atomic(obj: object, path: Path) -> None:
+    temp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, temp)
+    os.replace(temp, path)
+
+
+def _batches(examples: Sequence[Example], size: int, rng: np.random.Generator) -> Iterator[list[Example]]:
+    """Endless batches of one mode each (similar lengths, little padding), modes interleaved."""
+    by_mode: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        by_mode.setdefault(ex.mode, []).append(i)
+    while True:
+        epoch = []
+        for indices in by_mode.values():
+            order = rng.permutation(indices)
+            epoch += [order[i : i + size] for i in range(0, len(order) - size + 1, size)]
+        for j in rng.permutation(len(epoch)):
+            yield [examples[i] for i in epoch[j]]
+
+
+class Stage:
+    """One resumable optimisation loop: `loss_fn(batch_examples, step) -> (loss, {name: value})`.
+
+    `rng` (saved with the checkpoint) is for the loss's own sampling, e.g. which pixels to compare.
+    """
+
+    def __init__(self, name: str, model: torch.nn.Module, groups: list[dict], steps: int, options: TrainOptions):
+        self.name, self.model, self.steps, self.options = name, model, steps, options
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
+        self.base_lrs = [g["lr"] for g in groups]
+        self.path = Path(options.work) / f"{name}.pt"
+        self.step = 0
+        self.seconds = 0.0
+        self.rng = np.random.default_rng([options.seed, len(name)])
+        if self.path.is_file():
+            state = torch.load(self.path, map_location="cpu", weights_only=False)
+            model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.step, self.seconds = state["step"], state["seconds"]
+            self.rng.bit_generator.state = state["numpy_rng"]
+            torch.set_rng_state(state["torch_rng"])
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.steps
+
+    def save(self) -> None:
+        _save_atomic({
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
+            "seconds": self.seconds, "numpy_rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+        }, self.path)
+
+    def run(self, examples: Sequence[Example], batch_size: int, loss_fn: Callable, log: Callable[[dict], None]) -> None:
+        from tqdm import tqdm
+
+        # The batch order has its own seeded generator; skipping the batches already consumed makes
+        # a resumed run see the same order as an uninterrupted one.
+        batches = _batches(examples, batch_size, np.random.default_rng([self.options.seed, len(self.name), 1]))
+        for _ in range(self.step):
+            next(batches)
+        bar = tqdm(total=self.steps, initial=self.step, desc=self.name, unit="step")
+        self.model.train()
+        while not self.done:
+            start = time.perf_counter()
+            for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+                group["lr"] = base * _lr_factor(self.step, self.steps, self.options.warmup)
+            loss, parts = loss_fn(next(batches), self.step)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.optimizer.step()
+            self.step += 1
+            self.seconds += time.perf_counter() - start
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in parts.items()})
+            log({"stage": self.name, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
+                 "seconds": round(self.seconds, 2), **{k: round(v, 5) for k, v in parts.items()}})
+            if self.step % self.options.checkpoint_every == 0 or self.done:
+                self.save()
+        bar.close()
+
+
+def _freeze_batchnorm(model: torch.nn.Module) -> None:
+    """FastViT's ConvFFN BatchNorms act as fixed affine maps (running statistics are never updated)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.eval()
+
+
+def build_tokenizer(records: list[dict], work: Path) -> Tokenizer:
+    path = work / "tokenizer.json"
+    if not path.is_file():
+        nano.train_tokenizer(corpus(records)).save(str(path))
+    return Tokenizer.from_file(path)
+
+
+def train(options: TrainOptions, progress: bool = True) -> Path:
+    """Run both stages (resuming where a previous run stopped) and write the model to `options.out`."""
+    torch.set_num_threads(options.threads)
+    torch.manual_seed(options.seed)
+    random.seed(options.seed)
+    work, out = Path(options.work), Path(options.out)
+    work.mkdir(parents=True, exist_ok=True)
+    log_file = (work / "log.jsonl").open("a", encoding="utf-8")
+
+    def log(row: dict) -> None:
+        log_file.write(json.dumps(row) + "\n")
+        log_file.flush()
+
+    records = read_datasets(options.data, "train")
+    tokenizer = build_tokenizer(records, work)
+    vocab = tokenizer.vocab_size
+    raw = nano.nano_config(vocab, eos_id=tokenizer.single_token_id("<|im_end|>"),
+                           pad_id=tokenizer.single_token_id("<|endoftext|>"))
+    config = PlannerConfig.from_dict(raw)
+    examples = load_examples(records, tokenizer, config.vision.image_size, TRAIN_REFERENCE_SIZE, progress)
+
+    # Stage 1: reference encoder + renderer.
+    reference = EncoderRenderer(config.latent_dim, nano.REFERENCE_WIDTHS, config.renderer_hidden_dims)
+    stage1 = Stage("reference", reference, [{"params": reference.parameters(), "lr": options.lr}],
+                   options.reference_steps, options)
+    full_size_from = options.reference_steps - options.reference_full_size_steps
+
+    def reference_loss(batch_examples: list[Example], step: int):
+        batch = reference_batch(batch_examples, options.pixels, stage1.rng)
+        before, after = batch.ref_before, batch.ref_after
+        if step >= full_size_from:  # the runtime's 512² views (bilinear, as reference_view squashes)
+            size = (RUNTIME_REFERENCE_SIZE, RUNTIME_REFERENCE_SIZE)
+            before = F.interpolate(before, size=size, mode="bilinear", align_corners=False)
+            after = F.interpolate(after, size=size, mode="bilinear", align_corners=False)
+        latent = reference.encode(before, after, batch.mask)
+        pixel = F.l1_loss(reference.decoder(batch.before, latent), batch.after)
+        return pixel, {"pixel": pixel.item()}
+
+    if not stage1.done:
+        stage1.run(examples, options.reference_batch, reference_loss, log)
+    reference.eval()
+
+    # Stage 2: the planner, end to end, with the stage-1 renderer as its starting point.
+    torch.manual_seed(options.seed)
+    planner = VeraPlanner(config)
+    planner.language_model.set_attn_implementation("sdpa")  # training speed; same maths as eager
+    planner.renderer.load_state_dict(reference.decoder.state_dict())
+    calibration = [ex.view for ex in examples if ex.view is not None][:16]
+    init_vision_tower(planner.vision_tower, torch.from_numpy(np.stack(calibration)).float() / 255)
+    renderer_params = set(map(id, planner.renderer.parameters()))
+    groups = [
+        {"params": [p for p in planner.parameters() if id(p) not in renderer_params], "lr": options.lr},
+        {"params": list(planner.renderer.parameters()), "lr": options.renderer_lr},
+    ]
+    stage2 = Stage("planner", planner, groups, options.planner_steps, options)
+    retouch_ids = tokenizer.retouch_ids
+    num_patches = config.vision.num_patches
+    problem_sections = [tuple(tokenizer.single_token_id(t) for t in SECTION_TOKENS[name])
+                        for name in SECTION_TOKENS if name.startswith("problem")]
+
+    def planner_loss(batch_examples: list[Example], step: int):
+        _freeze_batchnorm(planner.vision_tower)
+        batch = planner_batch(batch_examples, retouch_ids, num_patches, options.pixels, stage2.rng,
+                              problem_sections, options.diagnosis_weight)
+        embeds = planner.embed_tokens(batch.ids)
+        if batch.views.numel():
+            features = planner.encode_image(batch.views)
+            embeds = embeds.masked_scatter(batch.image_slots[..., None], features.to(embeds.dtype))
+        hidden = planner.language_model.model(inputs_embeds=embeds, use_cache=False).last_hidden_state
+        logits = planner.language_model.lm_head(hidden)
+        token_ce = F.cross_entropy(logits.flatten(0, 1), batch.labels.flatten(), ignore_index=-100, reduction="none")
+        weights = batch.label_weights.flatten()
+        ce = (token_ce * weights).sum() / weights.sum()
+        rows = torch.arange(hidden.shape[0])[:, None]
+        latent = planner.latent(hidden[rows, batch.retouch_positions], batch.mask)
+        pixel = F.l1_loss(planner.renderer(batch.before, latent), batch.after)
+        return ce + options.pixel_weight * pixel, {"ce": ce.item(), "pixel": pixel.item()}
+
+    if not stage2.done:
+        stage2.run(examples, options.planner_batch, planner_loss, log)
+    log_file.close()
+    planner.language_model.set_attn_implementation("eager")
+    return write_model(out, raw, tokenizer, planner.eval(), reference, options, records, stage1, stage2)
+
+
+def write_model(
+    out: Path, raw: dict, tokenizer: Tokenizer, planner: VeraPlanner, reference: EncoderRenderer,
+    options: TrainOptions, records: list[dict], *stages: Stage,
+) -> Path:
+    """The trained model in the upstream layout (fp32 safetensors) plus the reference model."""
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "config.json", json.dumps(raw, indent=2) + "\n")
+    tokenizer.save(out / "tokenizer.json")
+    state = {to_upstream_key(k): v.detach().contiguous() for k, v in planner.state_dict().items() if k != TIED_KEY}
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    reference_state = {k: v.detach().contiguous() for k, v in reference.state_dict().items()}
+    save_file(reference_state, str(out / "encoder_renderer.safetensors"), metadata={"format": "pt"})
+    modes: dict[str, int] = {}
+    for r in records:
+        modes[r["mode"]] = modes.get(r["mode"], 0) + 1
+    summary = {
+        "model": raw["vera_model_name"],
+        "options": {k: v for k, v in asdict(options).items() if k not in ("out", "work")},
+        "records": len(records), "modes": modes, "photos": len({r["photo"] for r in records}),
+        "stages": {s.name: {"steps": s.step, "seconds": round(s.seconds, 1)} for s in stages},
+        "planner_parameters": sum(p.numel() for p in planner.parameters()),
+        "reference_parameters": sum(p.numel() for p in reference.parameters()),
+    }
+    write_text_atomic(out / "training.json", json.dumps(summary, indent=1) + "\n")
+    return out
