@@ -26,8 +26,10 @@ def prompt_section() -> dict[str, Any]:
         "image_token": prompts.IMAGE_TOKEN,
         "image_token_index": prompts.IMAGE_TOKEN_INDEX,
         "retouch_tokens": list(prompts.RETOUCH_TOKENS),
+        "added_tokens": list(prompts.VERA_ADDED_TOKENS),  # every VeraRetouch token: each one closes a plan section
         "section_tokens": {name: list(pair) for name, pair in prompts.SECTION_TOKENS.items()},
         "slider_groups": {group: list(names) for group, names in prompts.SLIDER_GROUPS.items()},
+        "slider_group_order": list(prompts.SLIDER_GROUPS),  # JSON objects have no order in some parsers (Swift)
         "param_rules": {
             "limit": prompts.SLIDER_LIMIT,
             "scale": "value / 100 rounded to 3 decimals; every slider listed, absent ones 0.0",

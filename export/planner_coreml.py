@@ -9,7 +9,7 @@ The programs and names mirror `planner_executorch.py` (same split, same tensors)
     planner_retouch_head:    hidden3 [1,3,H], mask [1,3]                -> latent [1, 3H]
 
 T is flexible (a range 1 .. max_seq_len). The decoder is stateful (iOS 18 `StateType`): its K/V
-cache lives in Core ML states, which an app creates with `model.makeState()` and passes to every
+cache lives in Core ML states, which an app creates with `model.newState()` (Swift; iOS 18) and passes to every
 prediction of one sequence; `input_pos` are the positions of the T new tokens (batch 1),
 exactly as for ExecuTorch's `text_decoder_with_hidden`. Ids and positions are int32
 because Core ML has no int64 inputs. Every float input and output is float32; the programs compute
