@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from .builtin import DEFAULT_MODEL
 from .errors import InputError, VeraError
 from .files import write_text_atomic
 from .prompts import MODES, PLANNER_MODES, Request
@@ -77,7 +78,26 @@ class StageProgress:
 def cmd_prompt(args: argparse.Namespace) -> int:
     request = Request(mode=args.mode, prompt=args.prompt, params=_read_params(args.params))
     sys.stdout.write(request.full_prompt() + "\n")
+    if args.model:
+        from .builtin import resolve_model
+        from .prompts import IMAGE_TOKEN_INDEX
+        from .tokenizer import Tokenizer
+
+        ids = Tokenizer.from_dir(resolve_model(args.model)).encode_prompt(request.full_prompt())
+        print(f"token ids ({len(ids)}; {IMAGE_TOKEN_INDEX} marks where the image embeddings go):")
+        print(json.dumps(ids))
     return 0
+
+
+def _save_outputs(result: "RetouchResult", target: Path, photo: str | Path, protect: Sequence[str]) -> None:  # noqa: F821
+    """`target` (.png), its `.cube` in lut mode, `.txt` (reasoning) and `.json` (plan, latent, timings)."""
+    result.save(target, protect=protect)
+    if result.lut is not None:
+        result.save_cube(target.with_suffix(".cube"))
+    if result.mode != "reference":
+        write_text_atomic(target.with_suffix(".txt"), result.text + "\n")
+    summary = {"photo": str(photo), **result.summary()}
+    write_text_atomic(target.with_suffix(".json"), json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
 
 
 def cmd_retouch(args: argparse.Namespace) -> int:
@@ -108,9 +128,7 @@ def cmd_retouch(args: argparse.Namespace) -> int:
                 on_token=stream, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                 top_p=args.top_p, seed=args.seed, progress=stages, render=args.render, lut_size=args.lut_size,
             )
-            result.save(target, protect=args.photos)
-            if result.lut is not None:
-                result.save_cube(target.with_suffix(".cube"))
+            _save_outputs(result, target, photo, protect=args.photos)
         except VeraError as err:  # one bad photo does not stop the others; nothing is written for it
             failed.append(photo)
             tqdm.write(f"vera-mobile: error: {err}", file=sys.stderr)
@@ -119,10 +137,6 @@ def cmd_retouch(args: argparse.Namespace) -> int:
             stages.close()
             if stream:
                 print()
-        if args.mode != "reference":
-            write_text_atomic(target.with_suffix(".txt"), result.text + "\n")
-        summary = {"photo": str(photo), **result.summary()}
-        write_text_atomic(target.with_suffix(".json"), json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
         forced = f", forced {' '.join(result.forced_retouch_tokens)}" if result.forced_retouch_tokens else ""
         tqdm.write(f"{photo} -> {target} ({result.num_tokens} tokens, {result.timings['total']:.2f} s{forced})")
     if failed:
@@ -200,22 +214,67 @@ def cmd_synthetic(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Retouch the bundled sample photo end to end (random-weight synthetic model for now)."""
-    from .testing.synthetic import write_synthetic_checkpoint
+    """The main job: retouch the sample photo with the built-in model, export it, retouch again on-device style."""
+    import numpy as np
 
-    model_dir = Path(args.out) / "synthetic-tiny-checkpoint"
-    if not (model_dir / "model.safetensors").is_file():
-        print(f"writing a random-weight tiny checkpoint (upstream layout) to {model_dir}", file=sys.stderr)
-        # Untied output head: a tied random model only ever repeats its last input token.
-        write_synthetic_checkpoint(model_dir, size="tiny", tie_word_embeddings=False)
-    retouch = argparse.Namespace(
-        photos=[str(SAMPLE_PHOTO)], model=str(model_dir), mode="auto", prompt=None, params=None,
-        ref_before=None, ref_after=None, out=args.out, max_new_tokens=args.max_new_tokens,
+    from export.bundle import export_bundle
+
+    from .bundle import load_bundle
+    from .photo_io import load_photo
+    from .runtime.retoucher import Retoucher
+
+    out = Path(args.out)
+    print(f"[1/3] {SAMPLE_PHOTO.name}, auto mode, model {args.model} (PyTorch); reasoning:", file=sys.stderr)
+    status = cmd_retouch(argparse.Namespace(
+        photos=[str(SAMPLE_PHOTO)], model=args.model, mode="auto", prompt=None, params=None,
+        ref_before=None, ref_after=None, out=str(out), max_new_tokens=args.max_new_tokens,
         temperature=0.0, top_p=1.0, seed=None, dtype="float32", stream=True,
         render=DEFAULT_RENDER, lut_size=None, backend="torch",
+    ))
+    if status:
+        return status
+
+    bundle_dir = out / "bundle"
+    if (bundle_dir / "manifest.json").is_file():
+        load_bundle(bundle_dir)  # sha256-checked: a damaged bundle is an error, not silently reused
+        print(f"[2/3] reusing the bundle in {bundle_dir} (delete it to export again)", file=sys.stderr)
+    else:
+        print(f"[2/3] exporting {args.model} to ExecuTorch, ONNX and Core ML ({args.quant}) -> {bundle_dir}",
+              file=sys.stderr)
+        start = time.perf_counter()
+        report = lambda message: print(f"  export [{time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr)  # noqa: E731
+        export_bundle(args.model, bundle_dir, ("executorch", "onnx", "coreml"), quant=args.quant, progress=report)
+
+    print("[3/3] the same photo from the bundle on the ExecuTorch runtime; reasoning:", file=sys.stderr)
+    on_device = Retoucher.from_bundle(bundle_dir, backend="executorch")
+    result = on_device.retouch(SAMPLE_PHOTO, on_token=lambda piece: print(piece, end="", flush=True),
+                               max_new_tokens=args.max_new_tokens)
+    print()
+    target = out / "executorch" / f"{SAMPLE_PHOTO.stem}.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _save_outputs(result, target, SAMPLE_PHOTO, protect=[str(SAMPLE_PHOTO)])
+    torch_text = (out / f"{SAMPLE_PHOTO.stem}.txt").read_text(encoding="utf-8").rstrip("\n")
+    difference = np.abs(load_photo(target).pixels.astype(int) - load_photo(out / f"{SAMPLE_PHOTO.stem}.png").pixels).max()
+    print(f"PyTorch:    {out / SAMPLE_PHOTO.stem}.png (.cube, .json, .txt)")
+    print(f"ExecuTorch: {target} ({result.num_tokens} tokens, {result.timings['total']:.2f} s); "
+          f"reasoning {'identical to' if result.text == torch_text else 'differs from'} PyTorch's, "
+          f"max pixel difference {difference}/255")
+    print(f"bundle:     {bundle_dir} (ExecuTorch, ONNX, Core ML; vera-mobile inspect {bundle_dir})")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training.train import TrainOptions, train
+
+    options = TrainOptions(
+        data=list(args.data), out=args.out, work=args.work, seed=args.seed, reference_steps=args.reference_steps,
+        planner_steps=args.planner_steps, planner_batch=args.planner_batch, diagnosis_weight=args.diagnosis_weight,
     )
-    print("reasoning (random weights: the text is noise until a trained model is loaded):", file=sys.stderr)
-    return cmd_retouch(retouch)
+    if args.threads:
+        options.threads = args.threads
+    out = train(options)
+    print(f"wrote {out} (config.json, tokenizer.json, model.safetensors, encoder_renderer.safetensors, training.json)")
+    return 0
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
@@ -248,7 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("retouch", help="retouch photos (auto, style, param or reference mode)")
     p.add_argument("photos", nargs="+", metavar="PHOTO")
-    p.add_argument("--model", required=True, help="planner checkpoint directory, or encoder_renderer.pth for reference mode")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help="built-in model name (nano, the default), a planner checkpoint directory, "
+                        "or an encoder_renderer.pth for reference mode")
     p.add_argument("--mode", choices=MODES, default="auto")
     p.add_argument("--prompt", help="style mode: the text instruction")
     p.add_argument("--params", help="param mode: JSON file of slider values on a ±100 scale")
@@ -280,10 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=PLANNER_MODES, default="auto")
     p.add_argument("--prompt", help="style mode: the text instruction")
     p.add_argument("--params", help="param mode: JSON file of slider values")
+    p.add_argument("--model", help="also print the token ids this model's tokenizer gives the prompt "
+                                   "(built-in name such as nano, or a checkpoint directory)")
     p.set_defaults(func=cmd_prompt)
 
     p = sub.add_parser("export", help="export a checkpoint to a bundle of on-device artifacts with a manifest")
-    p.add_argument("--model", required=True, help="planner checkpoint directory")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help="built-in model name (nano, the default) or a planner checkpoint directory")
     p.add_argument("--targets", default="executorch,onnx,coreml", help="comma-separated: executorch, onnx, coreml")
     p.add_argument("--reference", help="encoder_renderer.pth for reference mode (default: the one in --model, if any)")
     p.add_argument("--quant", choices=("fp32", "int4", "int8"), default="int8",
@@ -312,9 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_synthetic)
 
-    p = sub.add_parser("demo", help="retouch the bundled sample photo end to end")
+    p = sub.add_parser("demo", help="the main job: retouch the sample photo, export the model, retouch it from the bundle")
     p.add_argument("--out", default="vera-demo", help="output directory (default: ./vera-demo)")
-    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--model", default=DEFAULT_MODEL, help="built-in model name or checkpoint directory (default: nano)")
+    p.add_argument("--quant", choices=("fp32", "int4", "int8"), default="int8", help="bundle planner precision")
+    p.add_argument("--max-new-tokens", type=int, default=512)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("synthesize", help="build an inverse-degradation data set from the offline photos")
@@ -329,6 +395,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modes", default="auto,style,param", help="comma-separated record modes (weights 0.6/0.2/0.2)")
     p.add_argument("--fit-steps", type=int, default=60, help="Adam steps fitting each auto record's inverse (0: analytic)")
     p.set_defaults(func=cmd_synthesize)
+
+    p = sub.add_parser("train", help="train VeraRetouch-Nano on synthesized data (CPU; resumable)")
+    p.add_argument("--data", required=True, nargs="+", help="synthesized data set folder(s) (vera-mobile synthesize)")
+    p.add_argument("--out", required=True, help="where the trained checkpoint directory is written")
+    p.add_argument("--work", required=True, help="checkpoints and loss log; rerun with the same --work to resume")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reference-steps", type=int, default=1000, help="stage 1: reference encoder + renderer")
+    p.add_argument("--planner-steps", type=int, default=6000, help="stage 2: planner end to end")
+    p.add_argument("--planner-batch", type=int, default=12)
+    p.add_argument("--diagnosis-weight", type=float, default=1.0,
+                   help="cross-entropy weight of the problem sections' tokens (default 1: plain cross-entropy)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    p.set_defaults(func=cmd_train)
     return parser
 
 
