@@ -246,7 +246,7 @@ def main() -> None:
     eager_decode = results[REFERENCE]["decode_tok_s"]
     for method, r in results.items():
         export = exports.get(method, {})
-        size = f"{size_mb(artifact_dir(work, method)):.0f}" if export else "(checkpoint, bf16 → fp32)"
+        size = f"{size_mb(artifact_dir(work, method)):.0f}" if export else "(checkpoint)"
         cosine = float(latents[method] @ reference / (np.linalg.norm(latents[method]) * np.linalg.norm(reference)))
         exported = f"{export['export_s']:.0f} s / {export['export_peak_mib'] / 1024:.1f} GiB" if export else "—"
         rows.append(
@@ -260,12 +260,13 @@ def main() -> None:
     if args.record:
         command = "python benchmarks/planner.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         prompt = results[REFERENCE]["prompt_tokens"]
+        model = (f"checkpoint `{args.model}`" if args.model
+                 else "full-size architecture with random weights (synthetic checkpoint, upstream layout)")
         lines = [
             f"\n## Planner: transformers eager vs ExecuTorch vs ONNX Runtime ({time.strftime('%Y-%m-%d')})\n",
             f"Command: `{command}`  ",
-            f"Machine: {platform.machine()}, 2 cores, CPU only; full-size architecture with random weights "
-            f"(synthetic checkpoint, upstream layout); each method in its own process  ",
-            f"Prefill: {prompt} positions (256 image tokens + the auto-mode prompt); decode: {args.tokens} steps, "
+            f"Machine: {platform.machine()}, 2 cores, CPU only; {model}; each method in its own process  ",
+            f"Prefill: {prompt} positions (image tokens + the auto-mode prompt); decode: {args.tokens} steps, "
             "every method fed the reference's greedy tokens; latent from the states of the last 3 positions, "
             "mask ones; PSNR of the sample photo rendered with that latent vs the reference latent's render.\n",
             "RSS columns: the process after importing Python and the runtime's libraries (torch included, which "

@@ -54,6 +54,8 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.results import publish  # noqa: E402
+
 from vera_mobile.errors import InputError  # noqa: E402
 
 TEXT_FILE = Path("/usr/share/common-licenses/GPL-3")  # Debian's base-files: on every Debian machine
@@ -437,10 +439,7 @@ def main() -> None:
         "",
     ]
     markdown = "\n".join(header) + "\n" + table(rows) + "\n"
-    print(markdown)
-    if args.record:
-        with open(Path(__file__).parent / "RESULTS.md", "a", encoding="utf-8") as handle:
-            handle.write("\n" + markdown)
+    publish(markdown, args.record)
 
 
 if __name__ == "__main__":
