@@ -266,12 +266,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .training.train import TrainOptions, train
 
-    options = TrainOptions(
-        data=list(args.data), out=args.out, work=args.work, seed=args.seed, reference_steps=args.reference_steps,
-        planner_steps=args.planner_steps, planner_batch=args.planner_batch, diagnosis_weight=args.diagnosis_weight,
-    )
-    if args.threads:
-        options.threads = args.threads
+    chosen = {name: getattr(args, name) for name in
+              ("reference_steps", "planner_steps", "planner_batch", "diagnosis_weight", "threads")
+              if getattr(args, name) is not None}
+    options = TrainOptions(data=list(args.data), out=args.out, work=args.work, seed=args.seed, **chosen)
     out = train(options)
     print(f"wrote {out} (config.json, tokenizer.json, model.safetensors, encoder_renderer.safetensors, training.json)")
     return 0
@@ -401,12 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="where the trained checkpoint directory is written")
     p.add_argument("--work", required=True, help="checkpoints and loss log; rerun with the same --work to resume")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--reference-steps", type=int, default=1000, help="stage 1: reference encoder + renderer")
-    p.add_argument("--planner-steps", type=int, default=6000, help="stage 2: planner end to end")
-    p.add_argument("--planner-batch", type=int, default=12)
-    p.add_argument("--diagnosis-weight", type=float, default=1.0,
-                   help="cross-entropy weight of the problem sections' tokens (default 1: plain cross-entropy)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    p.add_argument("--reference-steps", type=int, help="stage 1, reference encoder + renderer (default 4000)")
+    p.add_argument("--planner-steps", type=int, help="stage 2, planner end to end (default 7000)")
+    p.add_argument("--planner-batch", type=int, help="examples per planner step (default 12)")
+    p.add_argument("--diagnosis-weight", type=float,
+                   help="cross-entropy weight of the problem sections' tokens (default 4; 1 = plain cross-entropy)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     p.set_defaults(func=cmd_train)
     return parser
 

@@ -48,20 +48,22 @@ RUNTIME_REFERENCE_SIZE = 512
 
 @dataclass
 class TrainOptions:
+    """Defaults are the recipe of the shipped VeraRetouch-Nano (its model card tells how it was run)."""
+
     data: list[str]
     out: str
     work: str
     seed: int = 0
-    reference_steps: int = 800
+    reference_steps: int = 4000
     reference_batch: int = 8
     reference_full_size_steps: int = 150  # final reference steps at the runtime's 512-px views
-    planner_steps: int = 3000
+    planner_steps: int = 7000
     planner_batch: int = 12
     pixels: int = 1024  # pixels per example in the pixel loss
     lr: float = 1e-3
     renderer_lr: float = 3e-4  # the pre-trained renderer moves more slowly in stage 2
     pixel_weight: float = 10.0
-    diagnosis_weight: float = 1.0  # cross-entropy weight of the problem sections' tokens (data.planner_batch)
+    diagnosis_weight: float = 4.0  # cross-entropy weight of the problem sections' tokens (data.planner_batch)
     warmup: int = 100
     checkpoint_every: int = 200
     threads: int = field(default_factory=lambda: torch.get_num_threads())
