@@ -60,7 +60,7 @@ def preprocessing_section(image_size: int) -> dict[str, Any]:
             "scale": "pixels / 255, CHW, RGB, no mean/std",
         },
         "renderer": {"input": "(pixels / max_value - 0.5) * 2, RGB", "output": "round_half_even(clip(y, 0, 1) * max_value)"},
-        "reference": {"channel_order": "BGR", "size": 512, "resample": "bilinear (aspect ratio not kept)",
+        "reference": {"channel_order": "BGR", "size": photo_io.REFERENCE_SIZE, "resample": "bilinear (aspect ratio not kept)",
                       "scale": "pixels / 255 * 2 - 1"},
         "orientation": "apply EXIF orientation once, before every view",
         "colour": "convert embedded ICC profiles to sRGB before every view",

@@ -17,10 +17,11 @@ import torch
 from torch import nn
 
 from vera_mobile.models.reference_encoder import EncoderRenderer
+from vera_mobile.photo_io import REFERENCE_SIZE
 
 from .renderer import _step
 
-VIEW_SIZE = 512
+VIEW_SIZE = REFERENCE_SIZE
 
 
 class EncodeProgram(nn.Module):

@@ -91,6 +91,7 @@ _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
 _LOSSY_QUALITY = 95
 
 PLANNER_SHORT_SIDE = 512
+REFERENCE_SIZE = 512  # side of the squashed reference views (upstream)
 
 
 @dataclass(eq=False)  # eq=False: comparing numpy arrays with == has no single truth value.
@@ -291,7 +292,7 @@ def renderer_input(pixels: np.ndarray) -> np.ndarray:
     return values
 
 
-def reference_view(photo: Photo, size: int = 512) -> np.ndarray:
+def reference_view(photo: Photo, size: int = REFERENCE_SIZE) -> np.ndarray:
     """The reference-encoder input: float32 (3, size, size) in [-1, 1], in **BGR** channel order.
 
     Upstream read reference images with OpenCV (BGR) and passed that array to torchvision's

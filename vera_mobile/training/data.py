@@ -34,7 +34,6 @@ class Example:
     before: np.ndarray  # uint8 [N, 3] pixels the renderer gets
     after: np.ndarray  # uint8 [N, 3] pixels it should produce
     reference: tuple[np.ndarray, np.ndarray]  # reference views (BGR) of before/after, uint8 [3, R, R]
-    record: dict
 
 
 def request_of(record: dict) -> Request:
@@ -75,7 +74,6 @@ def load_examples(
             after=after.pixels.reshape(-1, 3),
             reference=(_uint8(reference_view(before, reference_size) * 0.5 + 0.5),
                        _uint8(reference_view(after, reference_size) * 0.5 + 0.5)),
-            record=record,
         ))
     return examples
 

@@ -36,14 +36,14 @@ from ..models.checkpoint import TIED_KEY, to_upstream_key
 from ..models.config import PlannerConfig
 from ..models.planner import VeraPlanner
 from ..models.reference_encoder import EncoderRenderer
+from ..photo_io import REFERENCE_SIZE
 from ..prompts import SECTION_TOKENS
 from ..tokenizer import Tokenizer
 from . import nano
 from .data import Example, corpus, load_examples, planner_batch, read_datasets, reference_batch
 from .vision_init import init_vision_tower
 
-TRAIN_REFERENCE_SIZE = 256  # reference views are made at this size; the last steps run at 512 (runtime)
-RUNTIME_REFERENCE_SIZE = 512
+TRAIN_REFERENCE_SIZE = 256  # reference views are made at this size; the last steps at REFERENCE_SIZE
 
 
 @dataclass
@@ -204,7 +204,7 @@ def train(options: TrainOptions, progress: bool = True) -> Path:
         batch = reference_batch(batch_examples, options.pixels, stage1.rng)
         before, after = batch.ref_before, batch.ref_after
         if step >= full_size_from:  # the runtime's 512² views (bilinear, as reference_view squashes)
-            size = (RUNTIME_REFERENCE_SIZE, RUNTIME_REFERENCE_SIZE)
+            size = (REFERENCE_SIZE, REFERENCE_SIZE)
             before = F.interpolate(before, size=size, mode="bilinear", align_corners=False)
             after = F.interpolate(after, size=size, mode="bilinear", align_corners=False)
         latent = reference.encode(before, after, batch.mask)
