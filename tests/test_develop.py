@@ -356,6 +356,6 @@ def test_cli_develop_never_overwrites_its_input(tmp_path, capsys):
     params = tmp_path / "params.json"
     params.write_text(json.dumps({"Saturation": 20}))
     assert main(["develop", "--params", str(params), str(photo_path), "--out", str(tmp_path)]) == 2
-    assert "is an input photo" in capsys.readouterr().err
+    assert "is an input file" in capsys.readouterr().err
     assert photo_path.read_bytes() == before
     assert main(["develop", "--params", str(tmp_path / "none.json"), str(photo_path), "--out", str(tmp_path / "o")]) == 2

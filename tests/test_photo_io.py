@@ -520,12 +520,14 @@ def test_limit_is_checked_before_decoding(tmp_path):
             load_photo(path, max_pixels=100_000_000)
 
 
-def test_pillow_bomb_error_becomes_photo_error(tmp_path, monkeypatch):
+def test_our_limit_replaces_pillows_bomb_error(tmp_path, monkeypatch):
     path = write(Image.new("RGB", (50, 50)), tmp_path / "bomb.png")
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000)  # Pillow errors above 2,000 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000)  # Pillow alone would error above 2,000 pixels
 
-    with pytest.raises(PhotoError, match="Pillow's own safety limit"):
-        load_photo(path)
+    assert load_photo(path).size == (50, 50)  # within our default limit
+    with pytest.raises(PhotoError, match="more than the limit of 2,000"):
+        load_photo(path, max_pixels=2_000)
+    assert Image.MAX_IMAGE_PIXELS == 1_000  # Pillow's guard is restored afterwards
 
 
 def test_pillow_bomb_warning_is_replaced_by_our_limit(tmp_path, monkeypatch):

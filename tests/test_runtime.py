@@ -157,7 +157,7 @@ def test_cli_refuses_to_overwrite_inputs_and_colliding_stems(tiny_checkpoint, tm
     Image.new("RGB", (32, 24), (200, 10, 10)).save(photo)
     before = photo.read_bytes()
     code = main(["retouch", str(photo), "--model", str(tiny_checkpoint), "--out", str(tmp_path)])
-    assert code == 2 and "is an input photo" in capsys.readouterr().err
+    assert code == 2 and "is an input file" in capsys.readouterr().err
     assert photo.read_bytes() == before
     other = tmp_path / "sub" / "photo.jpg"
     other.parent.mkdir()

@@ -1,22 +1,27 @@
 """`vera-mobile` command line: retouch, develop, prompt, export, check, inspect, synthetic-checkpoint, demo.
 
-Errors the user can fix print one clear line to stderr and exit with status 2; nothing is
-written for a photo whose run failed, and inputs are never overwritten.
+Errors the user can fix print one clear line to stderr and exit with status 2. Every option and
+input file is checked before a model loads. Outputs never replace an input, a folder, or (without
+--overwrite) an existing file; a photo's files (.png, .cube, .txt, .json) appear together or not
+at all, and one photo's failure does not stop the others.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .builtin import DEFAULT_MODEL
 from .errors import InputError, VeraError
-from .files import write_text_atomic
-from .prompts import MODES, PLANNER_MODES, Request
+from .files import OutputSet, check_target, write_text_atomic
+from .jsonfile import read_json_object
+from .prompts import MODES, PLANNER_MODES, Request, params_mask, validate_params
 from .runtime.retoucher import DEFAULT_RENDER, RENDER_MODES, RENDERER_BACKENDS
 
 SAMPLE_PHOTO = Path(__file__).parent / "assets" / "sample_coffee.jpg"
@@ -25,32 +30,87 @@ SAMPLE_PHOTO = Path(__file__).parent / "assets" / "sample_coffee.jpg"
 def _read_params(path: str | None) -> dict | None:
     if path is None:
         return None
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: params file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object of slider name → value or {{'value': number}}")
+    data = read_json_object(path, InputError, "params file")
+    validate_params(data)
     return data
 
 
+def output_stem(photo: str) -> str:
+    """Upstream's rule, the basename up to its first dot; a hidden file keeps its leading dots."""
+    name = Path(photo).name
+    rest = name.lstrip(".")
+    return name[: len(name) - len(rest)] + rest.split(".")[0] if rest.split(".")[0] else name
+
+
 def _output_paths(photos: Sequence[str], out_dir: Path) -> list[Path]:
-    """`DIR/<stem>.png` per photo; refuses collisions and paths that would overwrite an input."""
+    """`DIR/<stem>.png` per photo; refuses two photos that would write the same name."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir} is a file, not a folder")
     stems: dict[str, str] = {}
-    inputs = {Path(p).resolve() for p in photos}
     paths = []
     for photo in photos:
-        stem = Path(photo).name.split(".")[0]  # upstream's rule: basename up to the first dot
+        stem = output_stem(photo)
         if stem in stems:
             raise InputError(f"{photo} and {stems[stem]} would both write {stem}.png; retouch them in separate runs")
         stems[stem] = photo
-        target = out_dir / f"{stem}.png"
-        if target.resolve() in inputs:
-            raise InputError(f"{target} is an input photo; choose another --out directory")
-        paths.append(target)
+        paths.append(out_dir / f"{stem}.png")
     return paths
+
+
+def _outputs_of(target: Path, suffixes: Sequence[str]) -> list[Path]:
+    """Every file one photo writes: the photo itself, then its companions."""
+    return [target, *(target.with_suffix(suffix) for suffix in suffixes)]
+
+
+def _check_outputs(targets: Sequence[Path], suffixes: Sequence[str], inputs: Sequence[str], overwrite: bool) -> None:
+    """Apply the output policy (files.check_target) to every file of every photo, before any work."""
+    for target in targets:
+        for path in _outputs_of(target, suffixes):
+            check_target(path, inputs, overwrite)
+
+
+def _check_photos(photos: Sequence[str]) -> list[str]:
+    """The photos whose header cannot be read, each reported on one line; the rest go ahead."""
+    from .photo_io import check_photo_file
+
+    if len(photos) == 1:
+        check_photo_file(photos[0])  # its error is the run's error
+        return []
+    bad = []
+    for photo in photos:
+        try:
+            check_photo_file(photo)
+        except VeraError as err:
+            print(f"vera-mobile: error: {one_line(err)}", file=sys.stderr)
+            bad.append(photo)
+    if len(bad) == len(photos):
+        raise InputError(f"none of the {len(photos)} photos could be read")
+    return bad
+
+
+def _check_lut_size(render: str, lut_size: int | None) -> None:
+    from .lut import MAX_LUT_SIZE, MIN_LUT_SIZE
+
+    if lut_size is None:
+        return
+    if render != "lut":
+        raise InputError("--lut-size applies to --render lut only")
+    if not MIN_LUT_SIZE <= lut_size <= MAX_LUT_SIZE:
+        raise InputError(f"--lut-size: the LUT size must be {MIN_LUT_SIZE}..{MAX_LUT_SIZE}, got {lut_size}")
+
+
+def _check_new_folder(out: str, overwrite: bool) -> None:
+    """A command that writes a folder of files writes a new or empty one (or, with --overwrite, replaces files in it)."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--out {path} is a file, not a folder")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise InputError(f"--out {path} is not empty; choose a new folder or pass --overwrite")
+
+
+def one_line(err: BaseException) -> str:
+    """An error message on one line (some libraries' messages span several)."""
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 class StageProgress:
@@ -89,38 +149,81 @@ def cmd_prompt(args: argparse.Namespace) -> int:
     return 0
 
 
-def _save_outputs(result: "RetouchResult", target: Path, photo: str | Path, protect: Sequence[str]) -> None:  # noqa: F821
-    """`target` (.png), its `.cube` in lut mode, `.txt` (reasoning) and `.json` (plan, latent, timings)."""
-    result.save(target, protect=protect)
-    if result.lut is not None:
-        result.save_cube(target.with_suffix(".cube"))
-    if result.mode != "reference":
-        write_text_atomic(target.with_suffix(".txt"), result.text + "\n")
-    summary = {"photo": str(photo), **result.summary()}
-    write_text_atomic(target.with_suffix(".json"), json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+def _retouch_suffixes(mode: str, render: str) -> tuple[str, ...]:
+    """Companions of DIR/<stem>.png: the LUT in lut mode, the reasoning (not in reference mode), the summary."""
+    return (*((".cube",) if render == "lut" else ()), *((".txt",) if mode != "reference" else ()), ".json")
+
+
+def _save_outputs(result: "RetouchResult", target: Path, photo: str | Path, inputs: Sequence[str],  # noqa: F821
+                  overwrite: bool) -> None:
+    """`target` (.png), its `.cube` in lut mode, `.txt` (reasoning) and `.json` (plan, latent, timings), all or none."""
+    suffixes = _retouch_suffixes(result.mode, "lut" if result.lut is not None else "exact")
+    with OutputSet(_outputs_of(target, suffixes), inputs, overwrite) as outputs:
+        result.save(outputs.staged(target), protect=inputs)
+        if result.lut is not None:
+            result.save_cube(outputs.staged(target.with_suffix(".cube")))
+        if result.mode != "reference":
+            write_text_atomic(outputs.staged(target.with_suffix(".txt")), result.text + "\n")
+        summary = {"photo": str(photo), **result.summary()}
+        write_text_atomic(outputs.staged(target.with_suffix(".json")),
+                          json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+
+
+def _run_batch(photos: Sequence[str], targets: Sequence[Path], skip: Sequence[str], one: Callable[[str, Path], str],
+               progress: bool = False) -> int:
+    """Run `one(photo, target)` per photo; a failure (memory included) is reported and the others go on."""
+    from tqdm import tqdm
+
+    failed = list(skip)
+    work = [(p, t) for p, t in zip(photos, targets) if p not in skip]
+    for photo, target in tqdm(work, desc="photos", unit="photo", disable=not progress):
+        try:
+            report = one(photo, target)
+        except (VeraError, OSError) as err:  # nothing is written for this photo
+            failed.append(photo)
+            tqdm.write(f"vera-mobile: error: {photo}: {one_line(err)}", file=sys.stderr)
+            continue
+        except MemoryError:
+            failed.append(photo)
+            tqdm.write(f"vera-mobile: error: {photo}: ran out of memory", file=sys.stderr)
+            continue
+        tqdm.write(report)
+    if failed:
+        print(f"vera-mobile: {len(failed)} of {len(photos)} photo(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def cmd_retouch(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from .runtime.generation import check_sampling
     from .runtime.retoucher import Retoucher
 
+    # Everything the user gave is checked here, once, before a model is loaded.
     params = _read_params(args.params)
-    Request(mode=args.mode, prompt=args.prompt, params=params)  # validate before loading a model
-    if args.mode == "reference" and not (args.ref_before and args.ref_after):
-        raise InputError("reference mode needs --ref-before and --ref-after (an example edit to imitate)")
-    out_dir = Path(args.out)
-    targets = _output_paths(args.photos, out_dir)
-    missing = [p for p in args.photos if not Path(p).is_file()]
-    if missing:
-        raise InputError(f"photo(s) not found: {', '.join(missing)}")
+    Request(mode=args.mode, prompt=args.prompt, params=params)
+    check_sampling(args.max_new_tokens, args.temperature, args.top_p, args.seed)
+    _check_lut_size(args.render, args.lut_size)
+    reference = None
+    if args.mode == "reference":
+        if not (args.ref_before and args.ref_after):
+            raise InputError("reference mode needs --ref-before and --ref-after (an example edit to imitate)")
+        from .photo_io import check_photo_file
+
+        reference = (args.ref_before, args.ref_after)
+        for example in reference:
+            check_photo_file(example)
+    elif args.mode == "param" and not any(params_mask(params)):
+        warnings.warn("every slider is 0: the planner's renderer still applies its learned base look, so the "
+                      "photo may change slightly; 'vera-mobile develop' applies an empty edit exactly", stacklevel=1)
+    inputs = [*args.photos, *(p for p in (args.params, args.ref_before, args.ref_after) if p)]
+    targets = _output_paths(args.photos, Path(args.out))
+    _check_outputs(targets, _retouch_suffixes(args.mode, args.render), inputs, args.overwrite)
+    unreadable = _check_photos(args.photos)
 
     retoucher = Retoucher.from_pretrained(args.model, dtype=args.dtype, renderer_backend=args.backend)
     stream = (lambda piece: print(piece, end="", flush=True)) if args.stream else None
-    reference = (args.ref_before, args.ref_after) if args.mode == "reference" else None
-    failed: list[str] = []
-    bar = tqdm(list(zip(args.photos, targets)), desc="retouch", unit="photo", disable=len(targets) < 2 or args.stream)
-    for photo, target in bar:
+
+    def one(photo: str, target: Path) -> str:
         stages = StageProgress(skip=("reasoning",) if stream else ())
         try:
             result = retoucher.retouch(
@@ -128,51 +231,38 @@ def cmd_retouch(args: argparse.Namespace) -> int:
                 on_token=stream, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                 top_p=args.top_p, seed=args.seed, progress=stages, render=args.render, lut_size=args.lut_size,
             )
-            _save_outputs(result, target, photo, protect=args.photos)
-        except VeraError as err:  # one bad photo does not stop the others; nothing is written for it
-            failed.append(photo)
-            tqdm.write(f"vera-mobile: error: {err}", file=sys.stderr)
-            continue
         finally:
             stages.close()
             if stream:
                 print()
+        _save_outputs(result, target, photo, inputs, args.overwrite)
         forced = f", forced {' '.join(result.forced_retouch_tokens)}" if result.forced_retouch_tokens else ""
-        tqdm.write(f"{photo} -> {target} ({result.num_tokens} tokens, {result.timings['total']:.2f} s{forced})")
-    if failed:
-        print(f"vera-mobile: {len(failed)} of {len(targets)} photo(s) failed: {', '.join(failed)}", file=sys.stderr)
-        return 2
-    return 0
+        return f"{photo} -> {target} ({result.num_tokens} tokens, {result.timings['total']:.2f} s{forced})"
+
+    return _run_batch(args.photos, targets, unreadable, one, progress=len(targets) > 1 and not args.stream)
 
 
 def cmd_develop(args: argparse.Namespace) -> int:
     """Apply a slider set with the develop engine (no model): DIR/<stem>.png, and .cube in lut mode."""
     from .develop import develop_photo
-    from .prompts import validate_params
 
-    if args.lut_size is not None and args.render != "lut":
-        raise InputError("--lut-size applies to --render lut only")
-    params = validate_params(_read_params(args.params))
+    _check_lut_size(args.render, args.lut_size)
+    params = _read_params(args.params)
+    inputs = [*args.photos, args.params]
     targets = _output_paths(args.photos, Path(args.out))
-    missing = [p for p in args.photos if not Path(p).is_file()]
-    if missing:
-        raise InputError(f"photo(s) not found: {', '.join(missing)}")
-    failed: list[str] = []
-    for photo, target in zip(args.photos, targets):
-        try:
-            result = develop_photo(photo, params, render=args.render, lut_size=args.lut_size)
-            result.save(target, protect=args.photos)
+    suffixes = (".cube",) if args.render == "lut" else ()
+    _check_outputs(targets, suffixes, inputs, args.overwrite)
+    unreadable = _check_photos(args.photos)
+
+    def one(photo: str, target: Path) -> str:
+        result = develop_photo(photo, params, render=args.render, lut_size=args.lut_size)
+        with OutputSet(_outputs_of(target, suffixes), inputs, args.overwrite) as outputs:
+            result.save(outputs.staged(target), protect=inputs)
             if result.lut is not None:
-                result.save_cube(target.with_suffix(".cube"))
-        except VeraError as err:  # one bad photo does not stop the others
-            failed.append(photo)
-            print(f"vera-mobile: error: {err}", file=sys.stderr)
-            continue
-        print(f"{photo} -> {target}")
-    if failed:
-        print(f"vera-mobile: {len(failed)} of {len(targets)} photo(s) failed: {', '.join(failed)}", file=sys.stderr)
-        return 2
-    return 0
+                result.save_cube(outputs.staged(target.with_suffix(".cube")))
+        return f"{photo} -> {target}"
+
+    return _run_batch(args.photos, targets, unreadable, one)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -208,6 +298,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_synthetic(args: argparse.Namespace) -> int:
     from .testing.synthetic import write_synthetic_checkpoint
 
+    _check_new_folder(args.out, args.overwrite)
     out = write_synthetic_checkpoint(args.out, size=args.size, dtype=args.dtype, seed=args.seed)
     print(f"wrote a random-weight {args.size} checkpoint in the upstream layout to {out}")
     return 0
@@ -224,12 +315,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .runtime.retoucher import Retoucher
 
     out = Path(args.out)
+    on_device_target = out / "executorch" / f"{SAMPLE_PHOTO.stem}.png"
+    _check_outputs([on_device_target], _retouch_suffixes("auto", DEFAULT_RENDER), [str(SAMPLE_PHOTO)], args.overwrite)
     print(f"[1/3] {SAMPLE_PHOTO.name}, auto mode, model {args.model} (PyTorch); reasoning:", file=sys.stderr)
     status = cmd_retouch(argparse.Namespace(
         photos=[str(SAMPLE_PHOTO)], model=args.model, mode="auto", prompt=None, params=None,
         ref_before=None, ref_after=None, out=str(out), max_new_tokens=args.max_new_tokens,
         temperature=0.0, top_p=1.0, seed=None, dtype="float32", stream=True,
-        render=DEFAULT_RENDER, lut_size=None, backend="torch",
+        render=DEFAULT_RENDER, lut_size=None, backend="torch", overwrite=args.overwrite,
     ))
     if status:
         return status
@@ -250,9 +343,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     result = on_device.retouch(SAMPLE_PHOTO, on_token=lambda piece: print(piece, end="", flush=True),
                                max_new_tokens=args.max_new_tokens)
     print()
-    target = out / "executorch" / f"{SAMPLE_PHOTO.stem}.png"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _save_outputs(result, target, SAMPLE_PHOTO, protect=[str(SAMPLE_PHOTO)])
+    target = on_device_target
+    _save_outputs(result, target, SAMPLE_PHOTO, [str(SAMPLE_PHOTO)], args.overwrite)
     torch_text = (out / f"{SAMPLE_PHOTO.stem}.txt").read_text(encoding="utf-8").rstrip("\n")
     difference = np.abs(load_photo(target).pixels.astype(int) - load_photo(out / f"{SAMPLE_PHOTO.stem}.png").pixels).max()
     print(f"PyTorch:    {out / SAMPLE_PHOTO.stem}.png (.cube, .json, .txt)")
@@ -269,6 +361,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     chosen = {name: getattr(args, name) for name in
               ("reference_steps", "planner_steps", "planner_batch", "diagnosis_weight", "threads")
               if getattr(args, name) is not None}
+    _check_new_folder(args.out, args.overwrite)
     options = TrainOptions(data=list(args.data), out=args.out, work=args.work, seed=args.seed, **chosen)
     out = train(options)
     print(f"wrote {out} (config.json, tokenizer.json, model.safetensors, encoder_renderer.safetensors, training.json)")
@@ -324,6 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"lut: bake a 3D LUT and apply it, also writing DIR/<stem>.cube; exact: every pixel (default {DEFAULT_RENDER})")
     p.add_argument("--lut-size", type=int, default=None, help="LUT grid size S (S³ points, 2..65; default from measurements)")
     p.add_argument("--backend", choices=RENDERER_BACKENDS, default="torch", help="runtime for the renderer programs")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files (inputs are never replaced)")
     p.set_defaults(func=cmd_retouch)
 
     p = sub.add_parser("develop", help="apply a slider set (the 38 param-mode sliders) exactly, without a model")
@@ -333,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--render", choices=("lut", "exact"), default="lut",
                    help="lut: bake a 3D LUT and apply it, also writing DIR/<stem>.cube (default); exact: every pixel")
     p.add_argument("--lut-size", type=int, default=None, help="LUT grid size S (S³ points, 2..65; default 33)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files (inputs are never replaced)")
     p.set_defaults(func=cmd_develop)
 
     p = sub.add_parser("prompt", help="print the exact chat-formatted prompt the planner sees")
@@ -371,7 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", choices=("tiny", "full"), default="tiny")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="new (or empty) checkpoint folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files (inputs are never replaced)")
     p.set_defaults(func=cmd_synthetic)
 
     p = sub.add_parser("demo", help="the main job: retouch the sample photo, export the model, retouch it from the bundle")
@@ -379,6 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEFAULT_MODEL, help="built-in model name or checkpoint directory (default: nano)")
     p.add_argument("--quant", choices=("fp32", "int4", "int8"), default="int8", help="bundle planner precision")
     p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files (inputs are never replaced)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("synthesize", help="build an inverse-degradation data set from the offline photos")
@@ -405,20 +506,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--diagnosis-weight", type=float,
                    help="cross-entropy weight of the problem sections' tokens (default 4; 1 = plain cross-entropy)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files (inputs are never replaced)")
     p.set_defaults(func=cmd_train)
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"vera-mobile: warning: {one_line(message)}", file=sys.stderr if file is None else file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line_warning
     try:
         return args.func(args)
     except VeraError as err:
-        print(f"vera-mobile: error: {err}", file=sys.stderr)
+        print(f"vera-mobile: error: {one_line(err)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("vera-mobile: error: ran out of memory", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("vera-mobile: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a bug, not bad input: one line unless VERA_DEBUG asks for the traceback
+        if os.environ.get("VERA_DEBUG"):
+            raise
+        print(f"vera-mobile: internal error: {type(err).__name__}: {one_line(err)} "
+              "(set VERA_DEBUG=1 for the traceback and please report it)", file=sys.stderr)
+        return 1
+    finally:
+        warnings.showwarning = shown
 
 
 if __name__ == "__main__":

@@ -23,9 +23,11 @@ Loading (`load_photo`) turns any photo Pillow can open into one canonical `Photo
   rounding), so such photos load with `bit_depth == 8`. For the same reason `save_photo` writes
   16-bit pixels as 8 bit (rounded). Only greyscale keeps 16 bits through `load_photo`.
 * **Size limit.** Photos with more than `max_pixels` pixels are refused from the header alone,
-  before any pixel data is decoded. Pillow's own, lower *warning* threshold is silenced because our
-  explicit limit replaces it; Pillow's hard limit (2 x `PIL.Image.MAX_IMAGE_PIXELS`, about 179 MP by
-  default) still applies and is reported as a `PhotoError` too.
+  before any pixel data is decoded. Pillow's own decompression-bomb guard (a warning, then an error
+  at about 179 MP) is switched off while we open a file, because our explicit limit replaces it.
+* **Frames.** Only the first frame of an animated GIF, APNG or multi-page TIFF is read, with a
+  warning that says how many frames were left out.
+* **Damaged EXIF.** A photo whose EXIF block cannot be parsed loads without EXIF, with a warning.
 
 The views (`planner_view`, `renderer_input`, `reference_view`) reproduce upstream's preprocessing
 number for number on 8-bit photos, one of its bugs included on purpose (see `reference_view`).
@@ -37,7 +39,6 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 import struct
 import warnings
 from collections.abc import Iterable
@@ -48,6 +49,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
 from vera_mobile.errors import InputError, PhotoError
+from vera_mobile.files import same_file, temp_path
 
 # Far above 48 MP phone photos, far below what a decompression bomb claims.
 DEFAULT_MAX_PIXELS = 200_000_000
@@ -77,6 +79,7 @@ _READ_ERRORS = (
     SyntaxError,
     struct.error,
     Image.DecompressionBombError,
+    MemoryError,
 )
 
 _SAVE_FORMATS = {
@@ -91,6 +94,11 @@ _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
 _LOSSY_QUALITY = 95
 
 PLANNER_SHORT_SIDE = 512
+# The planner view's long side before padding, at most: 8x the short side. Upstream resizes any
+# photo's short side to 512 and pads to a square of the long side, so a 3x20000 panorama strip
+# would become a 3.4-million-pixel square (7.5 GB) before shrinking to 1024; past this aspect
+# ratio we shrink the long side first instead, which bounds the work and changes no usual photo.
+PLANNER_MAX_LONG_SIDE = 8 * PLANNER_SHORT_SIDE
 REFERENCE_SIZE = 512  # side of the squashed reference views (upstream)
 
 
@@ -134,15 +142,35 @@ def load_photo(
         return _to_photo(image, path, label)
 
 
+def check_photo_file(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Raise PhotoError unless `path` is a file Pillow recognises within `max_pixels`; reads the header only.
+
+    For checking a batch cheaply before a model loads; a photo can still fail later in decoding.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise PhotoError(f"{path} is a directory, not a photo")
+    if not path.exists():
+        raise PhotoError(f"{path} does not exist")
+    try:
+        with _without_pillow_bomb_guard(Image.open, path) as image:
+            width, height = image.size
+            mode = image.mode
+    except _READ_ERRORS as exc:
+        raise _read_error(str(path), exc) from exc
+    if width * height > max_pixels:
+        raise PhotoError(
+            f"{path} is {width}x{height} = {width * height:,} pixels, more than the limit of {max_pixels:,}"
+        )
+    if mode not in _SUPPORTED_MODES:
+        raise PhotoError(f"{path} stores pixels in Pillow mode {mode!r}, which vera-mobile cannot read")
+
+
 def _open_checked(source: str | os.PathLike | bytes, max_pixels: int, label: str) -> Image.Image:
     """Open and fully decode `source`, refusing oversized images before decoding them."""
     file = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        # Pillow warns above MAX_IMAGE_PIXELS; our max_pixels check right after replaces that.
-        # (catch_warnings is process-wide, so another thread may briefly miss such a warning.)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(file)
+        image = _without_pillow_bomb_guard(Image.open, file)
     except _READ_ERRORS as exc:
         raise _read_error(label, exc) from exc
     try:
@@ -150,7 +178,24 @@ def _open_checked(source: str | os.PathLike | bytes, max_pixels: int, label: str
     except PhotoError:
         image.close()
         raise
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        warnings.warn(f"{label} has {frames} frames; only the first is used", stacklevel=3)
     return image
+
+
+def _without_pillow_bomb_guard(function, *args):  # noqa: ANN001, ANN202 (a thin wrapper)
+    """Call `function` with Pillow's decompression-bomb guard off: our `max_pixels` check replaces it.
+
+    Pillow's guard is a module global, so another thread opening an image meanwhile also runs
+    without it; our own limit still applies to every photo loaded through this module.
+    """
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        return function(*args)
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 def _load_checked(image: Image.Image, max_pixels: int, label: str) -> None:
@@ -159,10 +204,10 @@ def _load_checked(image: Image.Image, max_pixels: int, label: str) -> None:
     if width * height > max_pixels:
         raise PhotoError(
             f"{label} is {width}x{height} = {width * height:,} pixels, more than the limit of "
-            f"{max_pixels:,}; pass a larger max_pixels if this photo is trusted"
+            f"{max_pixels:,} (in Python, load_photo(..., max_pixels=N) raises it for a trusted photo)"
         )
     try:
-        image.load()
+        _without_pillow_bomb_guard(image.load)
     except _READ_ERRORS as exc:
         raise _read_error(label, exc) from exc
 
@@ -173,13 +218,10 @@ def _read_error(label: str, exc: BaseException) -> PhotoError:
         return PhotoError(f"{label} does not exist")
     if isinstance(exc, IsADirectoryError):
         return PhotoError(f"{label} is a directory, not a photo")
-    if isinstance(exc, Image.DecompressionBombError):
-        return PhotoError(
-            f"{label} is larger than Pillow's own safety limit ({exc}); raise "
-            "PIL.Image.MAX_IMAGE_PIXELS if this photo is trusted"
-        )
     if isinstance(exc, Image.UnidentifiedImageError):
         return PhotoError(f"{label} is not an image format Pillow can read")
+    if isinstance(exc, MemoryError):
+        return PhotoError(f"{label} needs more memory to decode than is available")
     return PhotoError(f"could not read {label}: {exc}")
 
 
@@ -191,7 +233,7 @@ def _to_photo(image: Image.Image, path: Path | None, label: str) -> Photo:
             "save it as 8- or 16-bit RGB or greyscale"
         )
     exif = _exif_without_orientation(image)
-    upright = ImageOps.exif_transpose(image)
+    upright = _upright(image)
     if upright.mode in _GREY_16_MODES:
         return Photo(_grey16_to_rgb(upright), None, 16, exif, None, path)
 
@@ -209,11 +251,27 @@ def _exif_without_orientation(image: Image.Image) -> bytes | None:
     if not raw.startswith(_EXIF_HEADER):
         raw = _EXIF_HEADER + raw
     exif = Image.Exif()
-    exif.load(raw)
-    if _ORIENTATION_TAG not in exif:
-        return raw  # keep the original bytes when there is nothing to change
-    del exif[_ORIENTATION_TAG]
-    return exif.tobytes()
+    try:
+        exif.load(raw)
+        if _ORIENTATION_TAG not in exif:
+            return raw  # keep the original bytes when there is nothing to change
+        del exif[_ORIENTATION_TAG]
+        return exif.tobytes()
+    except _READ_ERRORS as exc:  # Pillow raises SyntaxError, struct.error, ... on damaged blocks
+        warnings.warn(f"dropping the unreadable EXIF block of {_label_of(image)} ({exc})", stacklevel=4)
+        return None
+
+
+def _label_of(image: Image.Image) -> str:
+    return str(getattr(image, "filename", "") or "the photo")
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """`ImageOps.exif_transpose`, or the image as stored when its EXIF cannot be parsed."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except _READ_ERRORS:  # already warned about by _exif_without_orientation
+        return image.copy()
 
 
 def _grey16_to_rgb(image: Image.Image) -> np.ndarray:
@@ -269,10 +327,17 @@ def planner_view(photo: Photo, image_size: int = 1024) -> np.ndarray:
 
     Matches upstream exactly: the short side is resized to 512 with LANCZOS (long side
     `int(long * 512 / short)`), the result is centred on a black square, and the square is resized
-    to `image_size` with BICUBIC (what CLIPImageProcessor does to a square image).
+    to `image_size` with BICUBIC (what CLIPImageProcessor does to a square image). Photos more than
+    8 times longer than wide (PLANNER_MAX_LONG_SIDE) get a long side of 4096 instead, and a short
+    side in proportion, so the padded square stays small.
     """
     image = _rgb8_image(photo)
     resized_size = _short_side_to(image.size, PLANNER_SHORT_SIDE)
+    long_side = max(resized_size)
+    if long_side > PLANNER_MAX_LONG_SIDE:  # extreme aspect ratio: shrink the long side first
+        width, height = resized_size
+        scale = PLANNER_MAX_LONG_SIDE / long_side
+        resized_size = (max(1, round(width * scale)), max(1, round(height * scale)))
     resized = image.resize(resized_size, Image.Resampling.LANCZOS)
     square = _pad_to_square(resized)
     final = square.resize((image_size, image_size), Image.Resampling.BICUBIC)
@@ -388,19 +453,11 @@ def _refuse_overwrite(
     if like is not None and like.path is not None:
         guarded.append(like.path)
     for original in guarded:
-        if _same_file(target, original):
+        if same_file(target, original):
             raise PhotoError(
                 f"refusing to write {target}: it would overwrite {original}, which is an input "
                 "or protected file; choose a different output path"
             )
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """True if both paths name one file (also through symlinks, hard links, '..')."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist yet: compare where they would be
-        return a.resolve() == b.resolve()
 
 
 def _image_for_saving(pixels: np.ndarray, like: Photo | None, file_format: str) -> Image.Image:
@@ -446,7 +503,7 @@ def _write_atomically(
     except OSError as exc:
         raise PhotoError(f"cannot create the folder {target.parent}: {exc}") from exc
 
-    temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    temp = temp_path(target)
     try:
         # "x" creates the file exclusively, with the usual permissions for new files.
         with temp.open("xb") as file:
@@ -458,7 +515,10 @@ def _write_atomically(
     except (OSError, ValueError) as exc:
         raise PhotoError(f"could not write {target}: {exc}") from exc
     finally:
-        temp.unlink(missing_ok=True)  # no-op after a successful rename
+        try:
+            temp.unlink(missing_ok=True)  # no-op after a successful rename
+        except OSError:  # never hide the error that brought us here
+            pass
 
 
 def _to_8bit(values: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ values into the bundle manifest, so the Android and iOS apps never re-type them.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -74,6 +75,12 @@ PARAM_TEMPLATE = (
     "instruction (plain text description or retouch operator parameters range from -1.0 to 1.0), please give "
     "me a retouch plan and retouch tokens.\n Instruction: {params}"
 )
+
+# Strings in user text that the tokenizer would turn into control tokens: the chat markers
+# (<|im_start|>, <|im_end|>, <|endoftext|>, ...), the image placeholder and VeraRetouch's own tokens.
+# A style prompt holding one could end the user's turn, inject retouch tokens or add an image slot,
+# so it is refused (the app cores instead tokenize the user's text as plain text).
+_CONTROL_TEXT = re.compile(r"<\|[^<>|]*\|>|" + "|".join(re.escape(t) for t in (IMAGE_TOKEN, *VERA_ADDED_TOKENS)))
 
 MODES = ("auto", "style", "param", "reference")
 PLANNER_MODES = ("auto", "style", "param")
@@ -142,6 +149,22 @@ def params_mask(params: Mapping[str, object]) -> tuple[float, float, float]:
     )  # type: ignore[return-value]
 
 
+def check_user_text(text: object) -> None:
+    """Refuse a style prompt that is not text, is not valid Unicode, or holds a control token."""
+    if not isinstance(text, str):
+        raise InputError(f"the prompt must be text, got {type(text).__name__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # e.g. bytes of another encoding passed on a UTF-8 command line
+        raise InputError("the prompt is not valid UTF-8 text; check your terminal's encoding") from None
+    found = _CONTROL_TEXT.search(text)
+    if found:
+        raise InputError(
+            f"the prompt contains {found.group()!r}, which is one of the model's control tokens; "
+            "remove it (user text may not contain control tokens)"
+        )
+
+
 @dataclass(frozen=True)
 class Request:
     """One retouch request: the mode plus whatever that mode needs."""
@@ -155,6 +178,8 @@ class Request:
             raise InputError(f"unknown mode {self.mode!r}; choose one of: {', '.join(MODES)}")
         if self.mode == "style" and not (self.prompt and self.prompt.strip()):
             raise InputError("style mode needs a text instruction (prompt), e.g. 'I want a warm film look.'")
+        if self.prompt is not None:
+            check_user_text(self.prompt)
         if self.mode == "param":
             if self.params is None:
                 raise InputError("param mode needs a slider set (params), e.g. {'Exposure2012': 30}")

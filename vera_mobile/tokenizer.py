@@ -32,7 +32,11 @@ class Tokenizer:
 
         if not Path(path).is_file():
             raise CheckpointError(f"{path}: tokenizer file not found")
-        return cls(RustTokenizer.from_file(str(path)))
+        try:
+            backend = RustTokenizer.from_file(str(path))
+        except Exception as err:  # the Rust library raises a bare Exception for every malformed file
+            raise CheckpointError(f"{path}: not a readable tokenizer.json ({str(err).splitlines()[0][:200]})") from None
+        return cls(backend)
 
     @classmethod
     def from_dir(cls, directory: str | Path) -> "Tokenizer":

@@ -7,7 +7,6 @@ checkpoints do not store (the output projection then reuses the token embeddings
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError
+from ..jsonfile import read_json_object
 from .config import PlannerConfig
 from .planner import VeraPlanner
 
@@ -59,12 +59,24 @@ def safetensors_files(directory: Path) -> list[Path]:
     if single.is_file():
         return [single]
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        shards = _index_shards(index)
         missing = [s for s in shards if not (directory / s).is_file()]
         if missing:
             raise CheckpointError(f"{directory}: shard(s) named in the index are missing: {', '.join(missing)}")
         return [directory / s for s in shards]
     raise CheckpointError(f"{directory}: no model.safetensors (or model.safetensors.index.json) found")
+
+
+def _index_shards(index: Path) -> list[str]:
+    """The shard file names of a sharded checkpoint's index, each a plain name in its folder."""
+    weight_map = read_json_object(index, CheckpointError, "index").get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(f"{index}: expected a non-empty 'weight_map' object of tensor name -> shard file")
+    shards = sorted(set(weight_map.values()), key=str)
+    bad = [s for s in shards if not isinstance(s, str) or Path(s).name != s or s in ("", ".", "..")]
+    if bad:
+        raise CheckpointError(f"{index}: shard names must be file names in the checkpoint folder, got {bad[:3]!r}")
+    return shards
 
 
 def read_header(directory: Path) -> dict[str, tuple[tuple[int, ...], str]]:
@@ -85,8 +97,11 @@ def read_header(directory: Path) -> dict[str, tuple[tuple[int, ...], str]]:
 
 def expected_shapes(config: PlannerConfig) -> dict[str, tuple[int, ...]]:
     """Our parameter name → shape for a config, computed on the meta device (no memory used)."""
-    with torch.device("meta"):
-        model = VeraPlanner(config)
+    try:
+        with torch.device("meta"):
+            model = VeraPlanner(config)
+    except (TypeError, ValueError, ZeroDivisionError, RuntimeError) as err:  # sizes that do not fit together
+        raise CheckpointError(f"config.json: cannot build a planner from these sizes ({err})") from None
     return {name: tuple(t.shape) for name, t in model.state_dict().items()}
 
 

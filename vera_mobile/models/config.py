@@ -12,12 +12,12 @@ file — a config change, not a fork:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError
+from ..jsonfile import read_json_object
 from .fastvit import FastViTConfig
 
 MODEL_TYPE = "llava_qwen2"
@@ -31,6 +31,21 @@ _QWEN2_FIELDS = (
     "bos_token_id", "eos_token_id", "rope_scaling",
 )
 _REQUIRED = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
+
+
+def _is_size(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_sizes(raw: dict[str, Any]) -> None:
+    """The integer fields must be positive integers: a string or float would fail deep in model code."""
+    integer_fields = (*_REQUIRED, "num_key_value_heads", "max_position_embeddings", "mm_hidden_size")
+    bad = [f"{key}={raw[key]!r}" for key in integer_fields if key in raw and not _is_size(raw[key])]
+    if bad:
+        raise CheckpointError(f"config.json: {', '.join(bad)}: expected positive integer(s)")
+    eos = raw.get("eos_token_id")
+    if eos is not None and not (isinstance(eos, int) or (isinstance(eos, list) and all(isinstance(e, int) for e in eos))):
+        raise CheckpointError(f"config.json: eos_token_id={eos!r}: expected an integer or a list of integers")
 
 
 @dataclass
@@ -75,39 +90,40 @@ class PlannerConfig:
         missing = [key for key in _REQUIRED if key not in raw]
         if missing:
             raise CheckpointError(f"config.json: missing field(s) {', '.join(missing)}")
+        _check_sizes(raw)
         projector = raw.get("mm_projector_type", "mlp2x_gelu")
         if projector != "mlp2x_gelu":
             raise CheckpointError(f"config.json: mm_projector_type {projector!r} is not supported (only mlp2x_gelu)")
         merge = raw.get("mm_patch_merge_type", "flat")
         if merge != "flat":
             raise CheckpointError(f"config.json: mm_patch_merge_type {merge!r} is not supported (only flat)")
-        vision = FastViTConfig.from_upstream(
-            raw.get("mm_vision_tower", DEFAULT_VISION_TOWER), raw.get("vera_vision_config")
-        )
-        mm_hidden = int(raw.get("mm_hidden_size", vision.out_dim))
+        try:
+            vision = FastViTConfig.from_upstream(
+                raw.get("mm_vision_tower", DEFAULT_VISION_TOWER), raw.get("vera_vision_config")
+            )
+        except (TypeError, ValueError, KeyError, AttributeError) as err:
+            raise CheckpointError(f"config.json: unusable vision tower settings ({err})") from None
+        mm_hidden = raw.get("mm_hidden_size", vision.out_dim)
         if mm_hidden != vision.out_dim:
             raise CheckpointError(
                 f"config.json: mm_hidden_size {mm_hidden} does not match the vision tower's output width {vision.out_dim}"
             )
         retouch = raw.get("vera_retouch_config") or {}
+        if not isinstance(retouch, dict):
+            raise CheckpointError("config.json: vera_retouch_config must be an object")
+        head = retouch.get("retouch_head_hidden_dim", 1344)
+        widths = retouch.get("renderer_hidden_dims", [128, 256, 512])
+        if not _is_size(head) or not isinstance(widths, (list, tuple)) or not all(map(_is_size, widths)):
+            raise CheckpointError("config.json: vera_retouch_config widths must be positive integers")
         return cls(
             text={key: raw[key] for key in _QWEN2_FIELDS if key in raw},
             vision=vision,
             mm_hidden_size=mm_hidden,
-            retouch_head_hidden_dim=int(retouch.get("retouch_head_hidden_dim", 1344)),
-            renderer_hidden_dims=tuple(int(w) for w in retouch.get("renderer_hidden_dims", (128, 256, 512))),
+            retouch_head_hidden_dim=head,
+            renderer_hidden_dims=tuple(widths),
             raw=raw,
         )
 
     @classmethod
     def from_file(cls, path: str | Path) -> "PlannerConfig":
-        path = Path(path)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise CheckpointError(f"{path}: not found (a planner checkpoint directory needs config.json)") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise CheckpointError(f"{path}: not valid JSON ({err})") from None
-        if not isinstance(raw, dict):
-            raise CheckpointError(f"{path}: expected a JSON object")
-        return cls.from_dict(raw)
+        return cls.from_dict(read_json_object(path, CheckpointError, "config.json (a planner checkpoint needs one)"))

@@ -12,11 +12,13 @@ before them by the same rule, and report which were forced.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
+from ..errors import InputError
 from ..prompts import IMAGE_TOKEN_INDEX, RETOUCH_TOKENS
 from ..tokenizer import Tokenizer
 
@@ -44,6 +46,9 @@ class SamplingOptions:
     top_p: float = 1.0
     seed: int | None = None
 
+    def __post_init__(self) -> None:
+        check_sampling(self.max_new_tokens, self.temperature, self.top_p, self.seed)
+
     def make_sampler(self) -> Callable[[np.ndarray], int]:
         if self.temperature <= 0:
             return lambda logits: int(np.argmax(logits))
@@ -59,6 +64,35 @@ class SamplingOptions:
             return int(rng.choice(keep, p=probs[keep] / probs[keep].sum()))
 
         return sample
+
+
+def check_sampling(max_new_tokens: object, temperature: object, top_p: object, seed: object) -> None:
+    """Refuse sampling settings that cannot work (checked before any model is loaded by the CLI)."""
+    def number(value: object) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
+        raise InputError(f"max_new_tokens must be a whole number of at least 1, got {max_new_tokens!r}")
+    if not number(temperature) or not math.isfinite(temperature) or temperature < 0:
+        raise InputError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
+    if not number(top_p) or not 0 < top_p <= 1:
+        raise InputError(f"top_p must lie in (0, 1], got {top_p!r}")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise InputError(f"seed must be a whole number >= 0, got {seed!r}")
+
+
+def check_prompt_fits(backend: PlannerBackend, prompt_length: int) -> None:
+    """Refuse a prompt longer than the backend's context (`max_seq_len`), before running anything.
+
+    Without this a long style prompt reaches the decoder, where eager attention allocates
+    prompt_length² scores per head (a 31,000-token prompt asked for 23 GB).
+    """
+    limit = getattr(backend, "max_seq_len", None)
+    if limit is not None and prompt_length >= limit:
+        raise InputError(
+            f"the prompt is {prompt_length} tokens, but this model's context holds {limit} "
+            "(prompt and reasoning together); shorten the instruction"
+        )
 
 
 @dataclass
@@ -121,6 +155,7 @@ def generate(
 
     `on_token` receives each new piece of display text; `on_step` the number of tokens so far.
     """
+    check_prompt_fits(backend, int(prompt_embeds.shape[0]))
     sample = options.make_sampler()
     streamer = TextStreamer(tokenizer, on_token)
     retouch_ids = tokenizer.retouch_ids

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -34,9 +34,17 @@ MAX_SEQ_LEN_KEY = "vera.max_seq_len"
 class OnnxPlanner:
     """Implements generation.PlannerBackend on the four `<graph>.onnx` files of one export directory."""
 
-    def __init__(self, directory: str | os.PathLike) -> None:
-        directory = Path(directory)
-        self.sessions = {name: _session(directory / f"{name}.onnx", name) for name in GRAPH_IO}
+    def __init__(self, graphs: str | os.PathLike | Mapping[str, str | os.PathLike]) -> None:
+        """`graphs`: an export directory holding `<graph>.onnx`, or graph name -> file (a bundle's manifest paths)."""
+        if isinstance(graphs, Mapping):
+            missing = [name for name in GRAPH_IO if name not in graphs]
+            if missing:
+                raise CheckpointError(f"the ONNX planner needs the graph(s) {', '.join(missing)}")
+            paths = {name: Path(graphs[name]) for name in GRAPH_IO}
+        else:
+            paths = {name: Path(graphs) / f"{name}.onnx" for name in GRAPH_IO}
+        directory = paths["text_decoder"].parent
+        self.sessions = {name: _session(path, name) for name, path in paths.items()}
         self.image_size, self.hidden_size, self.cache_layout = _sizes(directory, self.sessions)
         self.max_seq_len = _max_seq_len(self.sessions["text_decoder"], directory)
         self.reset()
@@ -124,6 +132,6 @@ def _max_seq_len(session: Any, directory: Path) -> int:
     value = session.get_modelmeta().custom_metadata_map.get(MAX_SEQ_LEN_KEY)
     if value is None or not value.isdigit():
         raise CheckpointError(
-            f"{directory / 'text_decoder.onnx'}: metadata {MAX_SEQ_LEN_KEY} is missing or not a number"
+            f"{directory}: the text_decoder graph's metadata {MAX_SEQ_LEN_KEY} is missing or not a number"
         )
     return int(value)

@@ -25,7 +25,7 @@ from ..plan import Plan, parse_plan
 from ..builtin import resolve_model
 from ..prompts import Request
 from ..tokenizer import Tokenizer
-from .generation import PlannerBackend, SamplingOptions, generate, prompt_embeddings
+from .generation import PlannerBackend, SamplingOptions, check_prompt_fits, generate, prompt_embeddings
 from .render import DEFAULT_TILE, RendererBackend, render_pixels
 
 PhotoLike = Any  # a path, bytes, a PIL image or a loaded Photo
@@ -73,8 +73,8 @@ def _bundle_renderer(bundle: Any, component: str, backend: str) -> RendererBacke
 
     if backend == "executorch":
         return ExecuTorchRenderer(bundle.path(bundle.artifact(component, backend)["path"]))
-    bundle.artifact(component, backend)  # a clear error if the bundle has no such renderer
-    return OnnxRenderer(bundle.path(f"{component}_condition.onnx"), bundle.path(f"{component}_render_points.onnx"))
+    paths = bundle.paths_by_role(component, backend, ("condition", "render_points"))  # the manifest's verified files
+    return OnnxRenderer(paths["condition"], paths["render_points"])
 
 
 def _bundle_planner(bundle: Any, backend: str) -> PlannerBackend:
@@ -82,9 +82,9 @@ def _bundle_planner(bundle: Any, backend: str) -> PlannerBackend:
         from .executorch_planner import ExecuTorchPlanner
 
         return ExecuTorchPlanner(bundle.path(bundle.artifact("planner", backend)["path"]))
-    from .onnx_planner import OnnxPlanner
+    from .onnx_planner import GRAPH_IO, OnnxPlanner
 
-    return OnnxPlanner(bundle.directory)
+    return OnnxPlanner(bundle.paths_by_role("planner", backend, tuple(GRAPH_IO)))
 
 
 def _bundle_reference(bundle: Any, backend: str) -> Any:
@@ -338,6 +338,8 @@ class Retoucher:
         timings: dict[str, float],
     ) -> RetouchResult:
         assert self.planner is not None and self.tokenizer is not None
+        prompt_ids = self.tokenizer.encode_prompt(request.full_prompt())
+        check_prompt_fits(self.planner, len(prompt_ids))  # before any model runs
         clock = time.perf_counter()
         features = None
         # Param mode's prompt has no <image>: upstream computes the features and drops them; we skip them.
@@ -346,7 +348,7 @@ class Retoucher:
         timings["vision"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        embeds = prompt_embeddings(self.planner, self.tokenizer.encode_prompt(request.full_prompt()), features)
+        embeds = prompt_embeddings(self.planner, prompt_ids, features)
         generation = generate(self.planner, self.tokenizer, embeds, self.eos_ids, options, on_token, on_step)
         timings["generate"] = time.perf_counter() - clock
 

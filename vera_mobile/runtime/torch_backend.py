@@ -8,6 +8,11 @@ import torch
 from ..models.folded_renderer import FoldedRenderer
 from ..models.planner import VeraPlanner
 
+# Longest sequence eager torch runs, whatever the config allows: its prefill holds heads x T x T
+# attention scores, 0.9 GB at 4096 tokens for the upstream model's 14 heads. Real prompts are a
+# few hundred tokens plus at most about a thousand of reasoning.
+MAX_EAGER_CONTEXT = 4096
+
 
 def _tensor(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array)).to(dtype)
@@ -20,6 +25,7 @@ class TorchPlanner:
         self.model = model
         self.dtype = next(model.parameters()).dtype
         self.image_size = model.config.vision.image_size
+        self.max_seq_len = min(int(model.config.text.get("max_position_embeddings", MAX_EAGER_CONTEXT)), MAX_EAGER_CONTEXT)
         self.cache: object | None = None
         self.position = 0
 
