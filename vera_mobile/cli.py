@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .builtin import DEFAULT_MODEL
+from .builtin import DEFAULT_MODEL, resolve_model
 from .errors import InputError, VeraError
 from .files import OutputSet, check_target, write_text_atomic
 from .jsonfile import read_json_object
@@ -44,8 +44,11 @@ def output_stem(photo: str) -> str:
 
 def _output_paths(photos: Sequence[str], out_dir: Path) -> list[Path]:
     """`DIR/<stem>.png` per photo; refuses two photos that would write the same name."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out {out_dir} is a file, not a folder")
+    for folder in (out_dir, *out_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise InputError(f"--out {out_dir}: {folder} is a file, not a folder")
+            break
     stems: dict[str, str] = {}
     paths = []
     for photo in photos:
@@ -139,7 +142,6 @@ def cmd_prompt(args: argparse.Namespace) -> int:
     request = Request(mode=args.mode, prompt=args.prompt, params=_read_params(args.params))
     sys.stdout.write(request.full_prompt() + "\n")
     if args.model:
-        from .builtin import resolve_model
         from .prompts import IMAGE_TOKEN_INDEX
         from .tokenizer import Tokenizer
 
@@ -188,10 +190,9 @@ def _run_batch(photos: Sequence[str], targets: Sequence[Path], skip: Sequence[st
             tqdm.write(f"vera-mobile: error: {photo}: ran out of memory", file=sys.stderr)
             continue
         tqdm.write(report)
-    if failed:
+    if failed and len(photos) > 1:
         print(f"vera-mobile: {len(failed)} of {len(photos)} photo(s) failed: {', '.join(failed)}", file=sys.stderr)
-        return 2
-    return 0
+    return 2 if failed else 0
 
 
 def cmd_retouch(args: argparse.Namespace) -> int:
@@ -218,9 +219,12 @@ def cmd_retouch(args: argparse.Namespace) -> int:
     inputs = [*args.photos, *(p for p in (args.params, args.ref_before, args.ref_after) if p)]
     targets = _output_paths(args.photos, Path(args.out))
     _check_outputs(targets, _retouch_suffixes(args.mode, args.render), inputs, args.overwrite)
+    model = resolve_model(args.model)
+    if not model.exists():
+        raise InputError(f"--model {args.model}: no such built-in model, checkpoint folder or file")
     unreadable = _check_photos(args.photos)
 
-    retoucher = Retoucher.from_pretrained(args.model, dtype=args.dtype, renderer_backend=args.backend)
+    retoucher = Retoucher.from_pretrained(model, dtype=args.dtype, renderer_backend=args.backend)
     stream = (lambda piece: print(piece, end="", flush=True)) if args.stream else None
 
     def one(photo: str, target: Path) -> str:
