@@ -274,6 +274,9 @@ PARAM_CASES = [
     Case("retouch-params-duplicate-key", lambda ws: retouch(ws, photo(ws / "x.png"), extra=(
         "--mode", "param", "--params", write(ws / "p.json", '{"Saturation": 1, "Saturation": 2}'))), "appears twice"),
     Case("param-mode-without-params", option(mode=("--mode", "param")), "needs a slider set"),
+    Case("retouch-empty-slider-set-warns", lambda ws: write(ws / "out" / "x.png", "mine") and retouch(
+        ws, photo(ws / "x.png"), extra=("--mode", "param", "--params", params(ws, {}))), "already exists",
+         warns="every slider is 0"),
 ]
 
 PROMPT_CASES = [
@@ -391,6 +394,7 @@ BUNDLE_CASES = [
     Case("bundle-artifact-without-path", tampered_bundle(drop_path), "lacks path"),
     Case("bundle-artifact-a-string", tampered_bundle(set_key("artifacts", value=["model.onnx"])), "must be an object"),
     Case("bundle-path-a-number", tampered_bundle(set_key("artifacts", 0, "path", value=7)), "path must be text"),
+    Case("bundle-methods-a-number", tampered_bundle(set_key("artifacts", 0, "methods", value=3)), "methods must be"),
     Case("bundle-tokenizer-file-outside", tampered_bundle(set_key("tokenizer", "file", value="../../tokenizer.json")),
          "points outside"),
     Case("bundle-eos-not-ids", tampered_bundle(set_key("tokenizer", "eos_ids", value="2")), "eos_ids"),
@@ -535,6 +539,19 @@ def test_prompt_longer_than_the_context_is_refused_before_running(tmp_path, caps
     case = Case("prompt-100-kb", style("warm film look " * 7_000), "this model's context holds")
     check_promises(case, tmp_path, case.setup(tmp_path), capsys, canary)
     assert ran == []  # refused before the vision encoder (or the decoder) ran
+
+
+def test_prompt_longer_than_the_context_is_refused_on_the_onnx_backend(onnx_bundle, sample_photo, monkeypatch):
+    from vera_mobile.errors import InputError
+    from vera_mobile.runtime.onnx_planner import OnnxPlanner
+    from vera_mobile.runtime.retoucher import Retoucher
+
+    retoucher = Retoucher.from_bundle(onnx_bundle, backend="onnx")
+    ran = []
+    monkeypatch.setattr(OnnxPlanner, "encode_image", lambda self, pixels: ran.append("vision"))
+    with pytest.raises(InputError, match="this model's context holds"):
+        retoucher.retouch(sample_photo, mode="style", prompt="warm film look " * 2_000)
+    assert ran == []
 
 
 def test_a_batch_survives_a_photo_that_fails_late(tmp_path, capsys, canary, monkeypatch):

@@ -127,6 +127,8 @@ def _entries(manifest: dict[str, Any], manifest_path: Path) -> list[tuple[str, s
         text = [key for key in keys if key != "methods" and not isinstance(entry[key], str)]
         if text:
             raise CheckpointError(f"{manifest_path}: {where}: {', '.join(text)} must be text")
+        if i < len(artifacts) and not isinstance(entry["methods"], (dict, list)):
+            raise CheckpointError(f"{manifest_path}: {where}: methods must be an object")
         files.append((entry[keys[2] if i < len(artifacts) else "file"], entry["sha256"]))
     eos = tokenizer.get("eos_ids")
     if not isinstance(eos, list) or not all(isinstance(e, int) and not isinstance(e, bool) for e in eos):
