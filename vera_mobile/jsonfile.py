@@ -42,7 +42,7 @@ def read_json_object(path: str | Path, error: type[VeraError], what: str = "file
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise error(f"{path}: {what} not found") from None
+        raise error(f"{path}: not found (the {what})") from None
     except IsADirectoryError:
         raise error(f"{path}: is a folder, not a {what}") from None
     except OSError as err:

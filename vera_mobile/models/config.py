@@ -126,4 +126,4 @@ class PlannerConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "PlannerConfig":
-        return cls.from_dict(read_json_object(path, CheckpointError, "config.json (a planner checkpoint needs one)"))
+        return cls.from_dict(read_json_object(path, CheckpointError, "config.json a planner checkpoint needs"))
