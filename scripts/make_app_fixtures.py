@@ -14,6 +14,8 @@ what Python does:
   Kotlin test replays the calls and must make the same ones and reach the same results;
 * plans.json: `parse_plan` on crafted texts (a random-weight model writes no sections);
 * lut.json: the LUT grid, a LUT baked by the real renderer program and its `.cube` text;
+* rerender.json: re-rendering without the planner: group masks, the real renderer's biases and
+  LUTs, and each LUT blended with the identity by a strength (numpy);
 * bundle/: the bundle's real manifest with each artifact replaced by a few bytes (and its sha256
   updated), so that reading and hash-checking run on a real manifest without the weights.
 
@@ -294,6 +296,31 @@ def lut_fixture(bundle_dir: Path) -> dict[str, Any]:
             "cube": cube}
 
 
+RERENDER_CASES = [((True, True, True), 1.0), ((True, False, True), 0.6), ((False, True, False), 0.25),
+                  ((False, False, False), 0.0)]
+RERENDER_LUT_SIZE = 5
+
+
+def rerender_fixture(bundle_dir: Path) -> dict[str, Any]:
+    """Re-rendering from a cached unmasked latent: per group set, the renderer's mask and biases from
+    the real program, the baked LUT, and its blend with the identity computed here with numpy."""
+    bundle = load_bundle(bundle_dir, verify_hashes=False)
+    renderer = ExecuTorchRenderer(bundle.path(bundle.artifact("renderer", "executorch")["path"]))
+    golden = next(g for g in bundle.manifest["golden"] if g["component"] == "renderer")
+    latent = np.asarray(golden["condition"]["latent"], np.float32)
+    identity = lut_grid(RERENDER_LUT_SIZE)
+    cases = []
+    for groups, strength in RERENDER_CASES:
+        mask = np.asarray(groups, np.float32)
+        biases = renderer.condition(latent, mask)
+        edit = bake_lut(renderer, biases, size=RERENDER_LUT_SIZE)
+        # out = identity + s * (edit - identity) in float32; full strength is the edit itself.
+        blended = edit if strength == 1.0 else identity + np.float32(strength) * (edit - identity)
+        cases.append({"groups": list(groups), "strength": strength, "mask": mask.tolist(), "biases": biases.tolist(),
+                      "edit": edit.tolist(), "lut": blended.tolist()})
+    return {"grid_size": RERENDER_LUT_SIZE, "latent": latent.tolist(), "cases": cases}
+
+
 def plan_fixture() -> dict[str, Any]:
     return {"cases": [{"raw_text": text, "plan": parse_plan(text).to_dict()} for text in PLAN_TEXTS]}
 
@@ -323,6 +350,7 @@ def write_fixtures(bundle_dir: Path, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     payloads = {"prompts": prompt_fixture(bundle_dir), "plans": plan_fixture(), "lut": lut_fixture(bundle_dir),
+                "rerender": rerender_fixture(bundle_dir),
                 **traces(bundle_dir)}
     for name, payload in payloads.items():
         path = out / f"{name}.json"

@@ -136,6 +136,15 @@ def test_lut_fixture_matches_a_fresh_export(fresh_fixtures):
     _assert_close(fresh["lut"], committed["lut"])
 
 
+def test_rerender_fixture_matches_a_fresh_export(fresh_fixtures):
+    fresh, committed = (json.loads((d / "rerender.json").read_text()) for d in (fresh_fixtures, FIXTURES))
+    assert [(c["groups"], c["strength"], c["mask"]) for c in fresh["cases"]] == \
+        [(c["groups"], c["strength"], c["mask"]) for c in committed["cases"]]
+    for new, old in zip(fresh["cases"], committed["cases"]):
+        _assert_close(new["biases"], old["biases"])
+        _assert_close(new["lut"], old["lut"])
+
+
 def test_plain_text_rule_of_the_app_cores_is_plain_text_tokenization(bundle):
     """The cores cut control strings in user text instead of loading a second tokenizer; on both
     byte-level tokenizers we ship (Qwen2's split regex, the nano model's GPT-2 regex) the cut pieces

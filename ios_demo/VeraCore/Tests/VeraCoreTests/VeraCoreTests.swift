@@ -78,6 +78,34 @@ struct ReplayTokenizer: TextTokenizer {
     }
 }
 
+/// Answers condition() with the recorded biases of a mask and render_points with the LUT baked from them.
+final class ReplayRenderer: RendererBackend {
+    let cases: [[String: Any]]
+    let latent: [Float]
+    let size: Int
+    var masks: [[Float]] = []
+    var tile: Int { size * size * size }
+
+    init(_ fixture: [String: Any]) {
+        cases = fixture["cases"] as! [[String: Any]]
+        latent = (fixture["latent"] as! [Double]).map(Float.init)
+        size = fixture["grid_size"] as! Int
+    }
+
+    func condition(latent: [Float], mask: [Float]) throws -> [Float] {
+        XCTAssertEqual(latent, self.latent)
+        masks.append(mask)
+        let recorded = cases.first { ($0["mask"] as! [Double]).map(Float.init) == mask }!
+        return (recorded["biases"] as! [Double]).map(Float.init)
+    }
+
+    func renderPoints(_ points: [Float], biases: [Float]) throws -> [Float] {
+        XCTAssertEqual(points, Lut.grid(size).map { ($0 - 0.5) * 2 })
+        let recorded = cases.first { ($0["biases"] as! [Double]).map(Float.init) == biases }!
+        return (recorded["edit"] as! [[Double]]).flatMap { $0 }.map(Float.init)
+    }
+}
+
 final class VeraCoreTests: XCTestCase {
     lazy var bundle = try! VeraBundle(directory: fixtures.appendingPathComponent("bundle"))
     var spec: PromptSpec { bundle.manifest.prompts }
@@ -172,6 +200,20 @@ final class VeraCoreTests: XCTestCase {
         for _ in 0 ..< 1000 { million.update(chunk) }
         million.update(Data(repeating: UInt8(ascii: "a"), count: 1000))
         XCTAssertEqual(hex(million.finalize()), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    func testRerenderGivesNumpysBlend() throws {
+        let fixture = try fixture("rerender.json")
+        for recorded in fixture["cases"] as! [[String: Any]] {
+            let renderer = ReplayRenderer(fixture)
+            let lut = try Rerender.lut(renderer, unmaskedLatent: renderer.latent, groups: recorded["groups"] as! [Bool],
+                                       strength: recorded["strength"] as! Double, size: renderer.size)
+            XCTAssertEqual(renderer.masks, [(recorded["mask"] as! [Double]).map(Float.init)])
+            XCTAssertEqual(lut, (recorded["lut"] as! [[Double]]).flatMap { $0 }.map(Float.init))
+        }
+        XCTAssertThrowsError(try Rerender.blend([], size: 2, strength: 0.5))
+        XCTAssertThrowsError(try Rerender.blend(Lut.grid(2), size: 2, strength: 1.5))
+        XCTAssertThrowsError(try Rerender.mask([true]))
     }
 
     func testPlansMatchPython() throws {

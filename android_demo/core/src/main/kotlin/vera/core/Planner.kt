@@ -45,4 +45,13 @@ class Planner(val manifest: Manifest, val backend: PlannerBackend, val tokenizer
             parsePlan(rawText, prompts)
         )
     }
+
+    /**
+     * The control latent of [result] with every group kept, what [Rerender] starts from: the latent
+     * itself when the request kept every group, otherwise one more (tiny) retouch-head call.
+     */
+    fun unmaskedLatent(result: PlanResult): FloatArray {
+        if (result.mask.all { it == 1f }) return result.latent
+        return backend.latent(result.generation.retouchHidden, FloatArray(Rerender.GROUPS) { 1f })
+    }
 }
