@@ -136,6 +136,36 @@ def test_lut_fixture_matches_a_fresh_export(fresh_fixtures):
     _assert_close(fresh["lut"], committed["lut"])
 
 
+def test_rerender_fixture_matches_a_fresh_export(fresh_fixtures):
+    fresh, committed = (json.loads((d / "rerender.json").read_text()) for d in (fresh_fixtures, FIXTURES))
+    assert [(c["groups"], c["strength"], c["mask"]) for c in fresh["cases"]] == \
+        [(c["groups"], c["strength"], c["mask"]) for c in committed["cases"]]
+    for new, old in zip(fresh["cases"], committed["cases"]):
+        _assert_close(new["biases"], old["biases"])
+        _assert_close(new["lut"], old["lut"])
+
+
+def test_plain_text_rule_of_the_app_cores_is_plain_text_tokenization(bundle):
+    """The cores cut control strings in user text instead of loading a second tokenizer; on both
+    byte-level tokenizers we ship (Qwen2's split regex, the nano model's GPT-2 regex) the cut pieces
+    give exactly the ids of the same tokenizer with no added tokens."""
+    import random
+
+    from vera_mobile.builtin import resolve_model
+    from vera_mobile.tokenizer import Tokenizer
+
+    alphabet = [*"ab Z_|<>&!?.'1é日", "\n", "\t"]
+    for path in (bundle / "tokenizer.json", resolve_model("nano") / "tokenizer.json"):
+        tokenizer = Tokenizer.from_file(path)
+        plain = fixtures_script.without_added_tokens(tokenizer)
+        controls = fixtures_script.control_strings(tokenizer)
+        rng = random.Random(0)
+        for _ in range(300):
+            text = "".join(rng.choice(controls) if rng.random() < 0.4 else
+                           "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 4))) for _ in range(rng.randint(1, 6)))
+            assert fixtures_script.plain_text_ids(tokenizer, text) == plain.encode(text, add_special_tokens=False).ids, text
+
+
 def test_fixture_bundle_is_the_real_manifest_with_stand_in_files(bundle):
     from vera_mobile.bundle import load_bundle
 

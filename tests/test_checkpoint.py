@@ -29,7 +29,7 @@ def copy_with_tensors(src: Path, dst: Path, tensors: dict, config_update: dict |
 
 
 def test_full_size_layout_matches_upstream_key_list_and_counts():
-    """The full FastVLM-0.5B-shaped planner expects exactly upstream's tensors (UPSTREAM.md §8, §9)."""
+    """The full FastVLM-0.5B-shaped planner expects exactly upstream's tensors (docs/upstream-compatibility.md#checkpoint-layout)."""
     expected = {to_upstream_key(k): v for k, v in expected_shapes(PlannerConfig.from_dict(synthetic_config("full"))).items()}
     vision = {k.removeprefix(VISION_PREFIX): list(v) for k, v in expected.items() if k.startswith(VISION_PREFIX)}
     upstream_vision = {name: shape for name, shape, _ in json.loads((DATA / "upstream_fastvithd_keys.json").read_text())}
@@ -44,7 +44,7 @@ def test_full_size_layout_matches_upstream_key_list_and_counts():
         from vera_mobile.models.planner import VeraPlanner
 
         model = VeraPlanner(PlannerConfig.from_dict(synthetic_config("full")))
-    assert sum(p.numel() for p in model.parameters()) == 634_283_619  # tied total, UPSTREAM.md §9
+    assert sum(p.numel() for p in model.parameters()) == 634_283_619  # tied total
     assert sum(p.numel() for p in model.renderer.parameters()) == 2_577_795
     assert sum(p.numel() for p in model.retouch_head.parameters()) == 9_042_432
 

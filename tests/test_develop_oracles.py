@@ -1,4 +1,4 @@
-"""The develop engine against independent photo editors, on real photos (issue 5).
+"""The develop engine against independent photo editors, on real photos.
 
 * Exposure2012 against darktable-cli (darktable 4.2): an XMP whose history holds only the exposure
   module, run in darktable's scene-referred v3.0 JPEG module order, so exposure acts on linear

@@ -1,4 +1,4 @@
-"""Prompts must be byte-identical to upstream (UPSTREAM.md §3.6, §4); bad params are clear errors."""
+"""Prompts must be byte-identical to upstream (docs/upstream-compatibility.md#prompt-bytes); bad params are clear errors."""
 
 import json
 import math

@@ -1,7 +1,7 @@
 """Parse the planner's reasoning text into problems and plans per group.
 
 The text marks six sections with start/end tokens (prompts.SECTION_TOKENS). Upstream does not
-enforce the format (UPSTREAM.md §5.1), so the parser is tolerant: a section may be missing, may
+enforce the format (docs/upstream-compatibility.md#reasoning-text), so the parser is tolerant: a section may be missing, may
 lack its end token (it then ends at the next marker or at the end of the text), and text
 outside any section is kept as `other`.
 """

@@ -1,7 +1,7 @@
 """Prompts, special tokens, slider names and retouch masks: the single source of truth.
 
 Every string here is a data format the upstream VeraRetouch checkpoint was trained on
-(UPSTREAM.md §3.6, §3.7, §4) and must stay byte-identical. The export toolchain copies these
+(docs/upstream-compatibility.md) and must stay byte-identical. The export toolchain copies these
 values into the bundle manifest, so the Android and iOS apps never re-type them.
 """
 
@@ -14,7 +14,7 @@ from typing import Mapping
 
 from .errors import InputError
 
-# --- Special tokens (UPSTREAM.md §3.7) -----------------------------------------------------------
+# --- Special tokens -------------------------------------------------------------------------------
 
 IMAGE_TOKEN = "<image>"
 IMAGE_TOKEN_INDEX = -200  # placeholder id spliced out for the 256 image features
@@ -51,14 +51,14 @@ VERA_ADDED_TOKENS = (
     TASK_PROFESSIONAL,
 )
 
-# --- Chat template (conv_templates["qwen_2"], UPSTREAM.md §3.6) ----------------------------------
+# --- Chat template (conv_templates["qwen_2"]) ----------------------------------------------------
 
 SYSTEM_PROMPT = "<|im_start|>system\nYou are a helpful assistant."
 CHAT_TEMPLATE = (
     SYSTEM_PROMPT + "<|im_end|>\n" + "<|im_start|>user\n" + "{user}" + "<|im_end|>\n" + "<|im_start|>assistant\n"
 )
 
-# --- User messages per mode (UPSTREAM.md §4) ----------------------------------------------------
+# --- User messages per mode --------------------------------------------------------------------
 
 AUTO_TEMPLATE = (
     IMAGE_TOKEN + "\n" + TASK_AUTO + "\nNow, you are acting as a Retouch Agent. When I provide an image, "
@@ -69,7 +69,7 @@ STYLE_TEMPLATE = (
     IMAGE_TOKEN + "\n" + TASK_STYLE + "\nNow, you are acting as a Retouch Agent. I will provide an image and an "
     "instruction, please give me a retouch plan and retouch tokens.\n Instruction: {prompt}"
 )
-# Param mode has no <image>: upstream's LLM sees text only in this mode (UPSTREAM.md §1.2).
+# Param mode has no <image>: upstream's LLM sees text only in this mode.
 PARAM_TEMPLATE = (
     TASK_PROFESSIONAL + "\nNow, you are acting as a Retouch Agent. I will provide an image and an professional "
     "instruction (plain text description or retouch operator parameters range from -1.0 to 1.0), please give "
@@ -85,7 +85,7 @@ _CONTROL_TEXT = re.compile(r"<\|[^<>|]*\|>|" + "|".join(re.escape(t) for t in (I
 MODES = ("auto", "style", "param", "reference")
 PLANNER_MODES = ("auto", "style", "param")
 
-# --- The 38 sliders in their three groups (UPSTREAM.md §4.1) -------------------------------------
+# --- The 38 sliders in their three groups -------------------------------------------------------
 
 _COLOR_BANDS = ("Red", "Orange", "Yellow", "Green", "Aqua", "Blue", "Purple", "Magenta")
 
@@ -142,7 +142,7 @@ def organize_params(params: Mapping[str, object]) -> dict[str, dict[str, float]]
 
 
 def params_mask(params: Mapping[str, object]) -> tuple[float, float, float]:
-    """Retouch mask for param mode: a group is 0 when all its scaled values are ~0 (UPSTREAM.md §4.2)."""
+    """Retouch mask for param mode: a group is 0 when all its scaled values are ~0 (upstream's rule)."""
     organized = organize_params(params)
     return tuple(
         0.0 if all(abs(v) <= MASK_EPSILON for v in group.values()) else 1.0 for group in organized.values()

@@ -1,7 +1,7 @@
 """The planner's tokenizer: HF `tokenizers` at run time, whatever layout the checkpoint ships.
 
 Upstream loads the *slow* Qwen2 tokenizer from `vocab.json` + `merges.txt` + added-token files
-(UPSTREAM.md §3.6). At run time we use the Rust `tokenizers` library, which is also what the
+(docs/upstream-compatibility.md#tokenization). At run time we use the Rust `tokenizers` library, which is also what the
 bundle ships as `tokenizer.json` for the apps. A checkpoint without `tokenizer.json` is converted
 once through transformers (a heavier import, only needed for that conversion).
 """

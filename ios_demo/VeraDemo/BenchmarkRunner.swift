@@ -13,7 +13,7 @@ extension Engine {
         let features = try planner.encodeImage(pixels)
 
         let spec = manifest.prompts
-        let ids = encodePrompt(tokenizer, spec: spec, prompt: try Request(spec: spec, mode: "auto").fullPrompt())
+        let ids = try encodeRequest(tokenizer, spec: spec, request: try Request(spec: spec, mode: "auto"))
         let embeds = try promptEmbeddings(planner, promptIds: ids, imageIndex: spec.imageTokenIndex, features: features)
         try planner.reset()
         var out = try planner.decode(embeds) // warm-up, then the timed prefill

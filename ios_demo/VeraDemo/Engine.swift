@@ -71,7 +71,7 @@ actor Engine {
         } else {
             let spec = manifest.prompts
             let features = request.usesImageTokens ? try planner.encodeImage(Images.plannerView(photo, manifest: manifest)) : nil
-            let ids = encodePrompt(tokenizer, spec: spec, prompt: try request.fullPrompt())
+            let ids = try encodeRequest(tokenizer, spec: spec, request: request)
             let embeds = try promptEmbeddings(planner, promptIds: ids, imageIndex: spec.imageTokenIndex, features: features)
             let generation = try generate(planner, tokenizer: tokenizer, promptEmbeds: embeds, eosIds: manifest.eosIds,
                                           retouchIds: manifest.retouchTokenIds, retouchTokens: spec.retouchTokens,

@@ -11,9 +11,11 @@ import VeraCore
 /// ones recorded at export, so any tokenizer difference shows up at startup.
 struct HFTokenizer: TextTokenizer {
     let tokenizer: Tokenizers.Tokenizer
+    let addedTokens: [String] // the core keeps a user's text away from these (VeraCore.encodeRequest)
 
     init(file: URL) throws {
         let data = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as! [NSString: Any]
+        addedTokens = (data["added_tokens"] as? [[String: Any]] ?? []).compactMap { $0["content"] as? String }
         let config: [NSString: Any] = ["tokenizer_class": "Qwen2Tokenizer", "clean_up_tokenization_spaces": false]
         tokenizer = try AutoTokenizer.from(tokenizerConfig: Config(config), tokenizerData: Config(data))
     }

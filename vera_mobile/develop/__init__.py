@@ -1,4 +1,4 @@
-"""Develop engine: the 38 param-mode sliders (UPSTREAM.md §4.1) as exact, differentiable operators.
+"""Develop engine: the 38 param-mode sliders as exact, differentiable operators.
 
 Images are float tensors of sRGB-encoded RGB in [0, 1], **channels last** ([..., 3]: one pixel,
 [H, W, 3], [B, H, W, 3], or the [S**3, 3] LUT grid); the output has the same shape. Slider sets

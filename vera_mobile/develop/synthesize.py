@@ -1,6 +1,6 @@
 """Inverse-degradation data: degrade well-exposed photos with the develop engine and learn to undo it.
 
-Three kinds of record, one per planner mode (issue 6 trains on all three):
+Three kinds of record, one per planner mode (training uses all three):
 
 * **auto** -- sample a plausible *degradation* slider set (kinds below), apply it to a good
   photo: input = the degraded photo, target = the original. `sliders` is the *inverse*: the

@@ -1,4 +1,4 @@
-"""Load an upstream-layout planner checkpoint directory (`Gyh68/VeraRetouch`, UPSTREAM.md §8).
+"""Load an upstream-layout planner checkpoint directory (`Gyh68/VeraRetouch`, docs/upstream-compatibility.md#checkpoint-layout).
 
 Every tensor in the file is accounted for: a tensor we do not know, or one we need and do not
 find, is an error that names it. The only tolerated absence is `lm_head.weight`, which tied

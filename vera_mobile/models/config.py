@@ -1,6 +1,6 @@
 """Planner configuration read from an upstream-layout `config.json` (model_type `llava_qwen2`).
 
-The upstream checkpoint stores the Qwen2 and multimodal fields (UPSTREAM.md §8). Two things it
+The upstream checkpoint stores the Qwen2 and multimodal fields (docs/upstream-compatibility.md#checkpoint-layout). Two things it
 does not store, because upstream reads them from `configs/infer_config.yaml`, are the retouch-head
 width and the renderer widths; their upstream values are the defaults here. Smaller models (the
 built-in nano model) override them, and the vision tower, with two optional blocks in the same

@@ -1,6 +1,6 @@
 """FastViTHD, the planner's vision tower, in its inference-mode (re-parameterized) layout.
 
-Upstream (UPSTREAM.md §3.2) builds it with timm's model registry from Apple's `mci.py`
+Upstream builds it with timm's model registry from Apple's `mci.py`
 (`fastvithd`, `inference_mode=True`). We write it ourselves because every timm 1.0.x hard-imports
 torchvision, which has no CPU build for our torch pin. The module is small: every trained
 multi-branch block (MobileOne, RepMixer, RepCPE, large-kernel conv) is already folded into one

@@ -26,7 +26,7 @@ def build_projector(in_dim: int, out_dim: int) -> nn.Sequential:
 
 
 def build_retouch_head(latent_dim: int, hidden_dim: int) -> nn.Sequential:
-    """Maps the three concatenated hidden states to the control latent (UPSTREAM.md §5.3)."""
+    """Maps the three concatenated hidden states to the control latent (docs/upstream-compatibility.md#the-latent-rule)."""
     width = 3 * latent_dim
     return nn.Sequential(
         nn.Linear(width, hidden_dim), nn.LayerNorm(hidden_dim), nn.GELU(),

@@ -1,6 +1,6 @@
 """Load the Encoder-Renderer checkpoint `encoder_renderer.pth` (`Gyh68/VeraRetouch.Encoder_Renderer`).
 
-Upstream writes it with `torch.save({"model_state_dict": ..., ...})` (UPSTREAM.md §7); a bare
+Upstream writes it with `torch.save({"model_state_dict": ..., ...})`; a bare
 state dict is accepted too. Files are read with `weights_only=True`: a pickle may run arbitrary
 code when loaded, so anything beyond tensors and plain containers is refused. Every tensor is
 accounted for: an unknown, missing or wrongly shaped tensor is an error that names it.

@@ -1,4 +1,4 @@
-"""The Encoder-Renderer ("reference retouch", UPSTREAM.md §7): learn an edit from a before/after pair.
+"""The Encoder-Renderer ("reference retouch"): learn an edit from a before/after pair.
 
     ref_before ─┐
                 ├─ cat (6 ch) ─► ReferenceEncoder ─► × mask ─► latent [1, 2688]
@@ -10,7 +10,7 @@ spatial / CBAM / squeeze-excitation attention after some residual stages. Attrib
 upstream so that the released `encoder_renderer.pth` loads without renaming; upstream's
 parameter-free modules (R1..R8, flatten) are plain function calls here.
 
-Upstream feeds both references in BGR order, squashed to 512×512 (UPSTREAM.md §1.3); that
+Upstream feeds both references in BGR order, squashed to 512×512 (docs/upstream-compatibility.md#reference-mode); that
 preprocessing belongs to the caller. The encoder itself accepts any reference size.
 """
 

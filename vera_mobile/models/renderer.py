@@ -1,4 +1,4 @@
-"""The renderer: a per-pixel MLP on RGB values, conditioned on the control latent (UPSTREAM.md §6).
+"""The renderer: a per-pixel MLP on RGB values, conditioned on the control latent.
 
 Every pixel is mapped independently (a global colour/tone mapping), so the renderer works on
 flat pixel lists of any length and the result is independent of image size and of how the

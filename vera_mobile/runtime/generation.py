@@ -1,7 +1,7 @@
 """The one generation loop every backend shares: prefill, decode, stop, gather retouch states.
 
 A backend only has to say how to run each method (`embed`, `decode`, ...); the loop decides which
-hidden states become the control latent. That rule is upstream's (UPSTREAM.md §5.2): for each
+hidden states become the control latent. That rule is upstream's (docs/upstream-compatibility.md#the-latent-rule): for each
 retouch token, the final-norm hidden state at the position *before* its first occurrence, i.e.
 the state whose logits produced it.
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..errors import VeraError
 from ..models.checkpoint import TIED_KEY, to_upstream_key
@@ -57,7 +58,7 @@ _COMMON: dict[str, Any] = {
 }
 
 SIZES: dict[str, dict[str, Any]] = {
-    # FastVLM-0.5B / VeraRetouch shapes (UPSTREAM.md §3.1, §8).
+    # FastVLM-0.5B / VeraRetouch shapes (docs/upstream-compatibility.md#checkpoint-layout).
     "full": {
         "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
         "num_attention_heads": 14, "num_key_value_heads": 2, "mm_hidden_size": 3072,
@@ -118,10 +119,48 @@ def synthetic_config(size: str = "tiny", tie_word_embeddings: bool = True) -> di
     return {**_COMMON, **SIZES[size], "tie_word_embeddings": tie_word_embeddings}
 
 
+VISION_LAYER_SCALE = 0.1  # residual branches small enough that 44 full-size blocks keep the signal's scale
+VISION_TAP_NOISE = 0.05  # spread of the depthwise kernels around the identity tap
+
+
+@torch.no_grad()
+def photo_sensitive_vision(tower: nn.Module) -> None:
+    """Re-initialise a vision tower so that its output follows the photo.
+
+    PyTorch's default init shrinks the signal through the tower's ~60 convs until the biases
+    alone decide the output (two photos gave features within 2.4e-7 of each other at full size).
+    Here every bias is zero, depthwise convs pass their channel through a near-identity centre
+    tap, dense convs and linears keep the variance (std 1/sqrt(fan_in), times sqrt 2 before a GELU)
+    and residual branches are scaled down, so the image features, and the latent after them,
+    differ between photos.
+    """
+    for name, module in tower.named_modules():
+        if isinstance(module, nn.Conv2d):
+            if module.groups > 1 and module.groups == module.in_channels:  # depthwise (channel multiplier allowed)
+                weight = torch.randn_like(module.weight) * VISION_TAP_NOISE
+                weight[:, :, module.kernel_size[0] // 2, module.kernel_size[1] // 2] += 1.0
+            else:
+                # He's gain for a conv that feeds a GELU (ReLU-like on the scale the signal keeps).
+                parent = tower.get_submodule(name.rpartition(".")[0])
+                gain = 2**0.5 if isinstance(getattr(parent, "act", None), nn.GELU) else 1.0
+                weight = torch.randn_like(module.weight) * gain / module.weight[0].numel() ** 0.5
+            module.weight.copy_(weight)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.Linear):
+            module.weight.copy_(torch.randn_like(module.weight) / module.in_features**0.5)
+            if module.bias is not None:
+                module.bias.zero_()
+    for name, parameter in tower.named_parameters():
+        if name.rsplit(".", 1)[-1].startswith("layer_scale"):
+            parameter.fill_(VISION_LAYER_SCALE)
+
+
 def random_upstream_state_dict(config: PlannerConfig, seed: int = 0) -> dict[str, torch.Tensor]:
     """Randomly initialised weights of every planner tensor, under upstream's names."""
     torch.manual_seed(seed)
     model = VeraPlanner(config)
+    photo_sensitive_vision(model.vision_tower)
     state = {}
     for name, tensor in model.state_dict().items():
         if name == TIED_KEY and config.text.get("tie_word_embeddings"):

@@ -26,8 +26,9 @@ public protocol PlannerBackend {
 
 /// The planner's tokenizer (swift-transformers in the app).
 public protocol TextTokenizer {
-    func encode(_ text: String) -> [Int] // no added special tokens
+    func encode(_ text: String) -> [Int] // no added special tokens; control tokens in the text match
     func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String
+    var addedTokens: [String] { get } // every string it maps to one id before BPE (tokenizer.json "added_tokens")
 }
 
 /// Ids for a chat prompt, the image index where each image token stood (tokenizer.py: encode_prompt).
@@ -38,6 +39,68 @@ public func encodePrompt(_ tokenizer: TextTokenizer, spec: PromptSpec, prompt: S
         ids += tokenizer.encode(chunk)
     }
     return ids
+}
+
+/// Ids for a request's prompt, with the user's text tokenized as plain text (Generation.kt: encodeRequest):
+/// a `<|im_end|>` or `<retouch_light>` typed in a style instruction becomes ordinary BPE pieces, never a
+/// control id, and `<image>` never a second image slot. The plain stretch around the user's text (from the
+/// template's last control token before it to its first one after it) is tokenized on its own and spliced
+/// in; for text without control-token strings the ids are exactly encodePrompt's on the whole prompt.
+/// Positions are counted in Unicode scalars, as Python counts str: Foundation's search compares
+/// grapheme clusters and would miss a control token followed by a combining mark.
+public func encodeRequest(_ tokenizer: TextTokenizer, spec: PromptSpec, request: Request) throws -> [Int] {
+    let parts = try request.promptParts()
+    guard let user = parts.user else { return encodePrompt(tokenizer, spec: spec, prompt: parts.before) }
+    let controls = (tokenizer.addedTokens + [spec.imageToken]).map { Array($0.unicodeScalars) }
+    let before = Array(parts.before.unicodeScalars), after = Array(parts.after.unicodeScalars)
+    var head = 0, tail = after.count
+    for token in controls {
+        if let last = occurrences(of: token, in: before).last { head = max(head, last + token.count) }
+        if let first = occurrences(of: token, in: after).first { tail = min(tail, first) }
+    }
+    let plain = scalarString(before[head...]) + user + scalarString(after[..<tail])
+    return try encodePrompt(tokenizer, spec: spec, prompt: scalarString(before[..<head]))
+        + encodePlainText(tokenizer, plain, controls: controls.map { scalarString($0[...]) })
+        + encodePrompt(tokenizer, spec: spec, prompt: scalarString(after[tail...]))
+}
+
+/// `text` tokenized with no control token matched, through the tokenizer's ordinary encode: each
+/// occurrence of a control string is cut after its first letter that a non-letter follows
+/// ("<|im" | "_end|>"), always a boundary of the byte-level BPE pre-tokenizer, so the ids equal
+/// plain-text tokenization (Generation.kt: encodePlainText).
+public func encodePlainText(_ tokenizer: TextTokenizer, _ text: String, controls: [String]) throws -> [Int] {
+    let scalars = Array(text.unicodeScalars)
+    var cuts: Set<Int> = [0, scalars.count]
+    for control in controls {
+        let token = Array(control.unicodeScalars)
+        guard let inside = (1 ..< max(token.count, 1)).first(where: {
+            isLetter(token[$0 - 1]) && !isLetter(token[$0]) && !token[$0].properties.isWhitespace
+        }) else {
+            throw InputError(description: "the tokenizer's control token '\(control)' has no letter-to-symbol boundary to cut at")
+        }
+        for at in occurrences(of: token, in: scalars) { cuts.insert(at + inside) }
+    }
+    let bounds = cuts.sorted()
+    return zip(bounds, bounds.dropFirst()).flatMap { start, end in tokenizer.encode(scalarString(scalars[start ..< end])) }
+}
+
+private func isLetter(_ scalar: Unicode.Scalar) -> Bool {
+    switch scalar.properties.generalCategory {
+    case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return true
+    default: return false
+    }
+}
+
+/// Start positions of `token` in `text`, overlapping ones included (as repeated str.find).
+private func occurrences(of token: [Unicode.Scalar], in text: [Unicode.Scalar]) -> [Int] {
+    guard !token.isEmpty, token.count <= text.count else { return [] }
+    return (0 ... text.count - token.count).filter { text[$0 ..< $0 + token.count].elementsEqual(token) }
+}
+
+private func scalarString(_ scalars: ArraySlice<Unicode.Scalar>) -> String {
+    var view = String.UnicodeScalarView()
+    view.append(contentsOf: scalars)
+    return String(view)
 }
 
 /// Embed the prompt, splicing the image features in where the image index stands.

@@ -1,4 +1,3 @@
-import CryptoKit
 import Foundation
 
 public struct BundleError: Error, CustomStringConvertible {
@@ -86,7 +85,7 @@ public struct VeraBundle {
     /// sha256 of a file; of a folder (.mlpackage), over each file's relative path, a NUL byte and its
     /// bytes, in path-parts order: the rule of vera_mobile/bundle.py's sha256_of.
     public static func sha256(of url: URL) throws -> String {
-        var hasher = SHA256()
+        var hasher = FileHasher() // CryptoKit where present, PortableSHA256 elsewhere
         var isFolder: ObjCBool = false
         FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder)
         if isFolder.boolValue {
@@ -97,12 +96,12 @@ public struct VeraBundle {
                 .map { String($0.resolvingSymlinksInPath().path.dropFirst(root.count)) }
                 .sorted { $0.split(separator: "/").lexicographicallyPrecedes($1.split(separator: "/")) }
             for relative in files {
-                hasher.update(data: Data(relative.utf8) + Data([0]))
-                hasher.update(data: try Data(contentsOf: url.appendingPathComponent(relative), options: .mappedIfSafe))
+                hasher.update(Data(relative.utf8) + Data([0]))
+                hasher.update(try Data(contentsOf: url.appendingPathComponent(relative), options: .mappedIfSafe))
             }
         } else {
-            hasher.update(data: try Data(contentsOf: url, options: .mappedIfSafe))
+            hasher.update(try Data(contentsOf: url, options: .mappedIfSafe))
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hasher.hexDigest()
     }
 }

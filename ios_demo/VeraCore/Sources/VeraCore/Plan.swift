@@ -8,7 +8,7 @@ public struct Plan {
 }
 
 public func parsePlan(_ raw: String, spec: PromptSpec) -> Plan {
-    let markers = Array(Set(spec.retouchTokens + spec.sectionTokens.values.flatMap { $0 })).sorted { $0.count > $1.count }
+    let markers = spec.addedTokens // every VeraRetouch token closes the open section, as in plan.py
     let starts = Dictionary(uniqueKeysWithValues: spec.sectionTokens.map { ($0.value[0], $0.key) })
     var sections: [String: String?] = Dictionary(uniqueKeysWithValues: spec.sectionTokens.keys.map { ($0, String?.none) })
     var other: [String] = []

@@ -8,7 +8,8 @@ public struct PromptSpec {
     public let imageTokenIndex: Int
     public let retouchTokens: [String]
     public let sectionTokens: [String: [String]]
-    public let sliderGroups: [SliderGroup] // in manifest order
+    public let addedTokens: [String] // every VeraRetouch token: each one closes a plan section
+    public let sliderGroups: [SliderGroup] // in slider_group_order: the param prompt's and the mask's order
     public let sliderLimit: Double
     public let maskEpsilon: Double
     let masks: [String: Any]
@@ -26,12 +27,16 @@ public struct PromptSpec {
         imageTokenIndex = imageIndex
         retouchTokens = retouch
         sectionTokens = json["section_tokens"] as? [String: [String]] ?? [:]
-        // JSONSerialization forgets key order, and the group order is part of the prompt: take it from
-        // the manifest's own formatted example (param_rules.example.prompt), which lists every group in order.
-        let groups = json["slider_groups"] as? [String: [String]] ?? [:]
-        let example = (rules["example"] as? [String: Any])?["prompt"] as? String ?? ""
-        let position = { (group: String) in example.range(of: "'\(group)'")?.lowerBound ?? example.endIndex }
-        sliderGroups = groups.keys.sorted { position($0) < position($1) }.map { SliderGroup(name: $0, sliders: groups[$0] ?? []) }
+        guard let added = json["added_tokens"] as? [String], let groups = json["slider_groups"] as? [String: [String]],
+              let order = json["slider_group_order"] as? [String] else {
+            throw BundleError(description: "manifest prompts section lacks added_tokens, slider_groups or slider_group_order")
+        }
+        addedTokens = added
+        // JSONSerialization forgets key order, and the group order is part of the prompt: the manifest states it.
+        guard Set(order) == Set(groups.keys), order.count == groups.count else {
+            throw BundleError(description: "slider_group_order \(order) does not name each slider group once")
+        }
+        sliderGroups = order.map { SliderGroup(name: $0, sliders: groups[$0]!) }
         sliderLimit = rules["limit"] as? Double ?? 100
         maskEpsilon = rules["mask_epsilon"] as? Double ?? 0
         self.masks = masks
@@ -40,6 +45,13 @@ public struct PromptSpec {
     public var sliderNames: [String] { sliderGroups.flatMap { $0.sliders } }
 
     public func fixedMask(_ mode: String) -> [Float] { (masks[mode] as? [Double] ?? [1, 1, 1]).map(Float.init) }
+}
+
+/// A request's prompt around the user's own text: `user` is nil when every character is the template's.
+public struct PromptParts {
+    public let before: String
+    public let user: String?
+    public let after: String
 }
 
 public struct SliderGroup {
@@ -79,6 +91,21 @@ public struct Request {
     }
 
     public var usesImageTokens: Bool { mode == "auto" || mode == "style" }
+
+    /// The full prompt split where the user's style instruction sits, so that it can be tokenized as
+    /// plain text (see encodeRequest). Param mode's text is ours: slider names from the manifest, numbers.
+    public func promptParts() throws -> PromptParts {
+        guard mode == "style" else { return PromptParts(before: try fullPrompt(), user: nil, after: "") }
+        let (chatBefore, chatAfter) = try splitOnce(spec.chatTemplate, "{user}")
+        let (styleBefore, styleAfter) = try splitOnce(spec.modeTemplates["style"] ?? "", "{prompt}")
+        return PromptParts(before: chatBefore + styleBefore, user: prompt ?? "", after: styleAfter + chatAfter)
+    }
+
+    private func splitOnce(_ text: String, _ placeholder: String) throws -> (String, String) {
+        let parts = text.components(separatedBy: placeholder)
+        guard parts.count == 2 else { throw InputError(description: "the manifest's template must contain \(placeholder) exactly once") }
+        return (parts[0], parts[1])
+    }
 
     /// The exact chat-formatted string the planner sees (byte-identical to Python's full_prompt()).
     public func fullPrompt() throws -> String {

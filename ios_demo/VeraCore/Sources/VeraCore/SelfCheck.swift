@@ -23,7 +23,7 @@ public enum SelfCheck {
                                        golden: [String: Any], features: Rows) throws -> [String] {
         guard let record = golden["generation"] as? [String: Any] else { return ["golden record has no generation"] }
         let spec = manifest.prompts
-        let ids = encodePrompt(tokenizer, spec: spec, prompt: try Request(spec: spec, mode: "auto").fullPrompt())
+        let ids = try encodeRequest(tokenizer, spec: spec, request: try Request(spec: spec, mode: "auto"))
         guard ids == record["prompt_ids"] as? [Int] else { return ["generation: the prompt tokenizes differently from the recorded ids"] }
         let embeds = try promptEmbeddings(backend, promptIds: ids, imageIndex: spec.imageTokenIndex, features: features)
         let trace = try generate(backend, tokenizer: tokenizer, promptEmbeds: embeds, eosIds: manifest.eosIds,

@@ -70,9 +70,39 @@ struct ReplayTokenizer: TextTokenizer {
 
     func encode(_ text: String) -> [Int] { (trace["encodes"] as! [String: [Int]])[text]! }
 
+    var addedTokens: [String] { trace["added_tokens"] as! [String] }
+
     func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String {
         let decodes = trace["decodes"] as! [[String: Any]]
         return decodes.first { $0["ids"] as? [Int] == ids && $0["skip_special_tokens"] as? Bool == skipSpecialTokens }!["text"] as! String
+    }
+}
+
+/// Answers condition() with the recorded biases of a mask and render_points with the LUT baked from them.
+final class ReplayRenderer: RendererBackend {
+    let cases: [[String: Any]]
+    let latent: [Float]
+    let size: Int
+    var masks: [[Float]] = []
+    var tile: Int { size * size * size }
+
+    init(_ fixture: [String: Any]) {
+        cases = fixture["cases"] as! [[String: Any]]
+        latent = (fixture["latent"] as! [Double]).map(Float.init)
+        size = fixture["grid_size"] as! Int
+    }
+
+    func condition(latent: [Float], mask: [Float]) throws -> [Float] {
+        XCTAssertEqual(latent, self.latent)
+        masks.append(mask)
+        let recorded = cases.first { ($0["mask"] as! [Double]).map(Float.init) == mask }!
+        return (recorded["biases"] as! [Double]).map(Float.init)
+    }
+
+    func renderPoints(_ points: [Float], biases: [Float]) throws -> [Float] {
+        XCTAssertEqual(points, Lut.grid(size).map { ($0 - 0.5) * 2 })
+        let recorded = cases.first { ($0["biases"] as! [Double]).map(Float.init) == biases }!
+        return (recorded["edit"] as! [[Double]]).flatMap { $0 }.map(Float.init)
     }
 }
 
@@ -121,6 +151,69 @@ final class VeraCoreTests: XCTestCase {
             XCTAssertEqual(try request.fullPrompt(), json["full_prompt"] as? String)
             XCTAssertEqual(request.mask().map(Double.init), json["mask"] as? [Double])
         }
+    }
+
+    func testPromptIdsMatchPythonWithUserTextAsPlainText() throws {
+        let prompts = try fixture("prompts.json")
+        let tokenizer = ReplayTokenizer(trace: prompts)
+        let controlIds = Set(prompts["control_ids"] as! [Int] + [spec.imageTokenIndex])
+        var templateControls: [[Int]] = []
+        for case let json as [String: Any] in prompts["cases"] as! [Any] {
+            let request = try self.request(json)
+            let ids = try encodeRequest(tokenizer, spec: spec, request: request)
+            XCTAssertEqual(ids, json["prompt_ids"] as? [Int], json["full_prompt"] as! String)
+            if request.mode == "style" { templateControls.append(ids.filter { controlIds.contains($0) }) }
+        }
+        // Whatever the instruction types, a style prompt holds exactly the template's control ids.
+        XCTAssertGreaterThanOrEqual(templateControls.count, 3)
+        XCTAssertTrue(templateControls.allSatisfy { $0 == templateControls[0] })
+        let parts = try Request(spec: spec, mode: "style", prompt: "a <|im_end|> b").promptParts()
+        XCTAssertEqual(parts.before + (parts.user ?? "") + parts.after,
+                       try Request(spec: spec, mode: "style", prompt: "a <|im_end|> b").fullPrompt())
+    }
+
+    func testSliderOrderComesFromSliderGroupOrder() throws {
+        // JSONSerialization loses key order; the manifest's slider_group_order is the order.
+        var prompts = bundle.manifest.json["prompts"] as! [String: Any]
+        XCTAssertEqual(spec.sliderGroups.map { $0.name }, prompts["slider_group_order"] as? [String])
+        prompts["slider_group_order"] = Array((prompts["slider_group_order"] as! [String]).dropFirst())
+        XCTAssertThrowsError(try PromptSpec(prompts))
+    }
+
+    func testPortableSHA256KnownVectors() {
+        // FIPS 180-4 examples and the one-million-"a" vector, whole and in uneven pieces.
+        let vectors: [(String, String)] = [
+            ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+            ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+            ("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
+        ]
+        for (text, digest) in vectors {
+            var whole = PortableSHA256()
+            whole.update(Data(text.utf8))
+            XCTAssertEqual(hex(whole.finalize()), digest, text)
+            var pieces = PortableSHA256()
+            for byte in text.utf8 { pieces.update(Data([byte])) }
+            XCTAssertEqual(hex(pieces.finalize()), digest, text)
+        }
+        var million = PortableSHA256()
+        let chunk = Data(repeating: UInt8(ascii: "a"), count: 999)
+        for _ in 0 ..< 1000 { million.update(chunk) }
+        million.update(Data(repeating: UInt8(ascii: "a"), count: 1000))
+        XCTAssertEqual(hex(million.finalize()), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    func testRerenderGivesNumpysBlend() throws {
+        let fixture = try fixture("rerender.json")
+        for recorded in fixture["cases"] as! [[String: Any]] {
+            let renderer = ReplayRenderer(fixture)
+            let lut = try Rerender.lut(renderer, unmaskedLatent: renderer.latent, groups: recorded["groups"] as! [Bool],
+                                       strength: recorded["strength"] as! Double, size: renderer.size)
+            XCTAssertEqual(renderer.masks, [(recorded["mask"] as! [Double]).map(Float.init)])
+            XCTAssertEqual(lut, (recorded["lut"] as! [[Double]]).flatMap { $0 }.map(Float.init))
+        }
+        XCTAssertThrowsError(try Rerender.blend([], size: 2, strength: 0.5))
+        XCTAssertThrowsError(try Rerender.blend(Lut.grid(2), size: 2, strength: 1.5))
+        XCTAssertThrowsError(try Rerender.mask([true]))
     }
 
     func testPlansMatchPython() throws {

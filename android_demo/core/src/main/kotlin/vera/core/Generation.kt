@@ -53,9 +53,11 @@ interface PlannerBackend {
 
 /** The planner's tokenizer (HF tokenizer.json through a library on each platform). */
 interface Tokenizer {
-    fun encode(text: String): IntArray // no added special tokens (Qwen2 adds no BOS)
+    fun encode(text: String): IntArray // no added special tokens (Qwen2 adds no BOS); control tokens match
 
     fun decode(ids: List<Int>, skipSpecialTokens: Boolean): String
+
+    val addedTokens: List<String> // every string it maps to one id before BPE (tokenizer.json "added_tokens")
 }
 
 /** Ids for a chat prompt, the image index where each image token stood (tokenizer.py: encode_prompt). */
@@ -67,6 +69,56 @@ fun encodePrompt(tokenizer: Tokenizer, spec: PromptSpec, prompt: String): IntArr
         ids.addAll(tokenizer.encode(chunk).toList())
     }
     return ids.toIntArray()
+}
+
+/**
+ * Ids for a request's prompt, with the user's text tokenized as plain text: a `<|im_end|>` or
+ * `<retouch_light>` typed in a style instruction becomes ordinary BPE pieces, never a control id,
+ * and `<image>` never a second image slot.
+ *
+ * The tokenizer cuts its input at control tokens and runs BPE on the text between them, so the
+ * plain stretch around the user's text (from the template's last control token before it to its
+ * first one after it) is tokenized on its own and spliced in. For text without control-token
+ * strings the ids are exactly those of [encodePrompt] on the whole prompt, i.e. upstream's.
+ */
+fun encodeRequest(tokenizer: Tokenizer, spec: PromptSpec, request: Request): IntArray {
+    val parts = request.promptParts()
+    val user = parts.user ?: return encodePrompt(tokenizer, spec, parts.before)
+    val controls = tokenizer.addedTokens + spec.imageToken
+    val head = controls.fold(0) { end, token ->
+        val at = parts.before.lastIndexOf(token)
+        if (at < 0) end else Math.max(end, at + token.length)
+    }
+    val tail = controls.fold(parts.after.length) { start, token ->
+        val at = parts.after.indexOf(token)
+        if (at < 0) start else Math.min(start, at)
+    }
+    val plain = parts.before.substring(head) + user + parts.after.substring(0, tail)
+    return encodePrompt(tokenizer, spec, parts.before.substring(0, head)) + encodePlainText(tokenizer, plain, controls) +
+        encodePrompt(tokenizer, spec, parts.after.substring(tail))
+}
+
+/**
+ * [text] tokenized with no control token matched, through the tokenizer's ordinary encode: each
+ * occurrence of a control string is cut after its first letter that a non-letter follows
+ * ("<|im" | "_end|>"), which is always a boundary of the byte-level BPE pre-tokenizer (its
+ * pieces never join a letter to a following symbol), so the ids equal plain-text tokenization.
+ */
+fun encodePlainText(tokenizer: Tokenizer, text: String, controls: Collection<String>): IntArray {
+    val cuts = sortedSetOf(0, text.length)
+    for (token in controls) {
+        val inside = (1 until token.length).firstOrNull {
+            Character.isLetter(token[it - 1]) && !Character.isLetter(token[it]) && !Character.isWhitespace(token[it])
+        } ?: throw InputError("the tokenizer's control token '$token' has no letter-to-symbol boundary to cut at")
+        var at = text.indexOf(token)
+        while (at >= 0) {
+            cuts.add(at + inside)
+            at = text.indexOf(token, at + 1)
+        }
+    }
+    val bounds = cuts.toList()
+    return (0 until bounds.size - 1).flatMap { tokenizer.encode(text.substring(bounds[it], bounds[it + 1])).toList() }
+        .toIntArray()
 }
 
 /** Embed the prompt, splicing the image features in where the image index stands. */

@@ -14,11 +14,10 @@ class Plan(
 
 /**
  * Split raw generated text (special tokens kept) into sections. Any marker closes the open section;
- * the markers are the manifest's section and retouch tokens, plus its "added_tokens" if it lists them.
+ * the markers are every VeraRetouch token the manifest lists (added_tokens), as in plan.py.
  */
-fun parsePlan(rawText: String, spec: PromptSpec, addedTokens: List<String> = emptyList()): Plan {
-    val markers = (addedTokens + spec.retouchTokens + spec.sectionTokens.values.flatten()).distinct()
-    val pattern = Regex(markers.sortedByDescending { it.length }.joinToString("|") { Regex.escape(it) })
+fun parsePlan(rawText: String, spec: PromptSpec): Plan {
+    val pattern = Regex(spec.addedTokens.sortedByDescending { it.length }.joinToString("|") { Regex.escape(it) })
     val starts = spec.sectionTokens.entries.associate { it.value[0] to it.key }
     val sections = LinkedHashMap<String, String?>()
     spec.sectionTokens.keys.forEach { sections[it] = null }

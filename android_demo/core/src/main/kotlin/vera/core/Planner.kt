@@ -31,7 +31,7 @@ class Planner(val manifest: Manifest, val backend: PlannerBackend, val tokenizer
         } else {
             null
         }
-        val promptIds = encodePrompt(tokenizer, prompts, request.fullPrompt())
+        val promptIds = encodeRequest(tokenizer, prompts, request)
         val embeds = promptEmbeddings(backend, promptIds, prompts.imageTokenIndex, features)
         val generation = generate(
             backend, tokenizer, embeds, manifest.tokenizer.eosIds, manifest.tokenizer.retouchTokenIds,
@@ -40,10 +40,18 @@ class Planner(val manifest: Manifest, val backend: PlannerBackend, val tokenizer
         val mask = request.mask()
         val latent = backend.latent(generation.retouchHidden, mask)
         val rawText = tokenizer.decode(generation.tokenIds, false)
-        val added = (manifest.json["prompts"].obj()["added_tokens"] as List<*>?)?.filterIsInstance<String>() ?: emptyList()
         return PlanResult(
             generation, latent, mask, rawText, tokenizer.decode(generation.tokenIds, true).trim(),
-            parsePlan(rawText, prompts, added)
+            parsePlan(rawText, prompts)
         )
+    }
+
+    /**
+     * The control latent of [result] with every group kept, what [Rerender] starts from: the latent
+     * itself when the request kept every group, otherwise one more (tiny) retouch-head call.
+     */
+    fun unmaskedLatent(result: PlanResult): FloatArray {
+        if (result.mask.all { it == 1f }) return result.latent
+        return backend.latent(result.generation.retouchHidden, FloatArray(Rerender.GROUPS) { 1f })
     }
 }

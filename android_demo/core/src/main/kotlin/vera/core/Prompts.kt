@@ -14,7 +14,9 @@ class PromptSpec(json: Map<String, Any?>) {
     val imageTokenIndex = json.int("image_token_index")
     val retouchTokens = json.list("retouch_tokens").strings()
     val sectionTokens: Map<String, List<String>> = json.obj("section_tokens").mapValues { it.value.list().strings() }
-    val sliderGroups: Map<String, List<String>> = json.obj("slider_groups").mapValues { it.value.list().strings() }
+    val addedTokens = json.list("added_tokens").strings() // every VeraRetouch token: each one closes a plan section
+    /** The groups in the manifest's slider_group_order: the order of the param prompt and of the mask. */
+    val sliderGroups: Map<String, List<String>> = orderedGroups(json)
     val sliderNames = sliderGroups.values.flatten()
     private val paramRules = json.obj("param_rules")
     val sliderLimit = paramRules.num("limit")
@@ -23,7 +25,21 @@ class PromptSpec(json: Map<String, Any?>) {
 
     /** The fixed mask of a mode that has one (auto, style, reference); param mode's depends on the sliders. */
     fun fixedMask(mode: String): FloatArray = masks.list(mode).floats()
+
+    private fun orderedGroups(json: Map<String, Any?>): Map<String, List<String>> {
+        val groups = json.obj("slider_groups")
+        val order = json.list("slider_group_order").strings()
+        require(order.toSet() == groups.keys && order.size == groups.size) {
+            "slider_group_order $order does not name each slider group once (${groups.keys})"
+        }
+        val ordered = LinkedHashMap<String, List<String>>()
+        for (name in order) ordered[name] = groups.getValue(name).list().strings()
+        return ordered
+    }
 }
+
+/** A request's prompt around the user's own text: [user] is null when every character is the template's. */
+class PromptParts(val before: String, val user: String?, val after: String)
 
 class InputError(message: String) : Exception(message)
 
@@ -54,6 +70,23 @@ class Request(
 
     /** The exact chat-formatted string the planner sees (byte-identical to Python's full_prompt()). */
     fun fullPrompt(): String = spec.chatTemplate.replace("{user}", userMessage())
+
+    /**
+     * The full prompt split where the user's style instruction sits, so that it can be tokenized as
+     * plain text (see [encodeRequest]). Param mode's text is ours: slider names from the manifest, numbers.
+     */
+    fun promptParts(): PromptParts {
+        if (mode != "style") return PromptParts(fullPrompt(), null, "")
+        val (chatBefore, chatAfter) = splitOnce(spec.chatTemplate, "{user}")
+        val (styleBefore, styleAfter) = splitOnce(template("style"), "{prompt}")
+        return PromptParts(chatBefore + styleBefore, prompt!!, styleAfter + chatAfter)
+    }
+
+    private fun splitOnce(text: String, placeholder: String): Pair<String, String> {
+        val parts = text.split(placeholder)
+        if (parts.size != 2) throw InputError("the manifest's template must contain $placeholder exactly once")
+        return parts[0] to parts[1]
+    }
 
     /** Which of the three control latents are kept (1) or zeroed (0). */
     fun mask(): FloatArray {

@@ -64,7 +64,7 @@ object SelfCheck {
     ): List<String> {
         val record = golden.obj("generation")
         val prompts = manifest.prompts
-        val promptIds = encodePrompt(tokenizer, prompts, Request(prompts, "auto").fullPrompt())
+        val promptIds = encodeRequest(tokenizer, prompts, Request(prompts, "auto"))
         if (!promptIds.contentEquals(record.list("prompt_ids").ints())) {
             return listOf("generation: the prompt tokenizes differently from the recorded ids")
         }

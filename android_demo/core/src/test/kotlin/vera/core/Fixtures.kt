@@ -93,7 +93,10 @@ class ReplayPlanner(trace: Map<String, Any?>) : PlannerBackend {
 /** Answers encode/decode exactly as recorded from the bundle's tokenizer; anything else fails. */
 class ReplayTokenizer(trace: Map<String, Any?>) : Tokenizer {
     private val encodes = trace.obj("encodes").mapValues { it.value.list().ints() }
-    private val decodes = trace.list("decodes").map { it.obj() }
+    private val decodes = (trace["decodes"] ?: emptyList<Any?>()).list().map { it.obj() }
+    private val added = (trace["added_tokens"] as List<*>?)?.filterIsInstance<String>()
+
+    override val addedTokens: List<String> get() = added ?: throw AssertionError("the fixture records no added tokens")
 
     override fun encode(text: String): IntArray = encodes[text] ?: throw AssertionError("unrecorded encode of '$text'")
 

@@ -28,6 +28,22 @@ class ManifestTest {
         assertTrue(manifest.golden("renderer") != null)
     }
 
+    @Test fun sliderOrderComesFromSliderGroupOrderNotFromTheObject() {
+        val prompts = Fixtures.manifest.json.obj("prompts")
+        val reversed = LinkedHashMap(prompts.obj("slider_groups").entries.reversed().associate { it.key to it.value })
+        val spec = PromptSpec(prompts + ("slider_groups" to reversed))
+        assertEquals(prompts.list("slider_group_order").strings(), spec.sliderGroups.keys.toList())
+        val request = Request(spec, "param", params = mapOf("Exposure2012" to 30.0))
+        assertEquals(Request(Fixtures.manifest.prompts, "param", params = mapOf("Exposure2012" to 30.0)).fullPrompt(),
+            request.fullPrompt())
+        assertEquals(listOf(1f, 0f, 0f), request.mask().toList())
+        try {
+            PromptSpec(prompts + ("slider_group_order" to prompts.list("slider_group_order").drop(1)))
+            fail("accepted a slider_group_order without every group")
+        } catch (expected: IllegalArgumentException) {
+        }
+    }
+
     @Test fun folderHashesFollowPythonPathOrder() {
         // The stand-in .mlpackage folders hold "x.bin" and "x/y.bin"; their sha256 is Python's.
         val bundle = Fixtures.bundle

@@ -2,6 +2,7 @@ package vera.core
 
 import org.junit.Assert.assertArrayEquals
 import org.junit.Assert.assertEquals
+import org.junit.Assert.assertTrue
 import org.junit.Assert.fail
 import org.junit.Test
 
@@ -15,6 +16,33 @@ class PromptsTest {
             assertEquals(json.str("full_prompt"), request.fullPrompt())
             assertArrayEquals(json.list("mask").floats(), request.mask(), 0f)
         }
+    }
+
+    @Test fun promptIdsMatchPythonWithUserTextAsPlainText() {
+        val fixture = Fixtures.json("prompts.json")
+        val tokenizer = ReplayTokenizer(fixture)
+        val controlIds = fixture.list("control_ids").ints().toSet() + spec.imageTokenIndex
+        val templateControls = ArrayList<List<Int>>()
+        for (case in fixture.list("cases")) {
+            val json = case.obj()
+            val request = Fixtures.request(json)
+            val ids = encodeRequest(tokenizer, spec, request)
+            assertArrayEquals(json.str("full_prompt"), json.list("prompt_ids").ints(), ids)
+            if (request.mode == "style") templateControls.add(ids.filter { it in controlIds })
+        }
+        // Whatever the instruction types, a style prompt holds exactly the template's control ids.
+        assertEquals(1, templateControls.toSet().size)
+        assertTrue(templateControls.size >= 3)
+    }
+
+    @Test fun promptPartsJoinToTheFullPrompt() {
+        val request = Request(spec, "style", prompt = "a <|im_end|> b")
+        val parts = request.promptParts()
+        assertEquals("a <|im_end|> b", parts.user)
+        assertEquals(request.fullPrompt(), parts.before + parts.user + parts.after)
+        val auto = Request(spec, "auto").promptParts()
+        assertEquals(null, auto.user)
+        assertEquals(Request(spec, "auto").fullPrompt(), auto.before)
     }
 
     @Test fun pythonRoundingAndRepr() {

@@ -1,7 +1,11 @@
 package dev.vera.demo
 
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer
+import vera.core.Json
 import vera.core.Tokenizer
+import vera.core.list
+import vera.core.obj
+import vera.core.str
 import java.io.File
 
 /**
@@ -10,6 +14,10 @@ import java.io.File
  */
 class HfTokenizer(file: File) : Tokenizer, AutoCloseable {
     private val tokenizer: HuggingFaceTokenizer
+
+    // The core keeps a user's text away from these (vera.core.encodeRequest); DJL does not list them.
+    override val addedTokens: List<String> = Json.parse(file.readText(Charsets.UTF_8)).obj("tokenizer.json")
+        .list("added_tokens").map { it.obj("added token").str("content") }
 
     init {
         System.setProperty("offline", "true") // DJL's usage ping: never (the app has no network anyway)
