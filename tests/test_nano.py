@@ -18,7 +18,7 @@ import pytest
 from vera_mobile.builtin import BUILTIN_MODELS, resolve_model
 from vera_mobile.cli import main
 from vera_mobile.develop.photo import develop_pixels
-from vera_mobile.develop.synthesize import load_working_photo, read_directions
+from vera_mobile.training.synthesis import load_working_photo, read_directions
 from vera_mobile.errors import CheckpointError
 from vera_mobile.photo_io import load_photo
 from vera_mobile.prompts import VERA_ADDED_TOKENS
