@@ -16,7 +16,7 @@ every record has an exact answer:
   moved from the photo (PSNR capped at PSNR_CAP, ΔE) and how often the reasoning says there is no
   problem (`says_no_problem`).
 * sensitivity: each of the first `--sensitivity-photos` held-out originals and its warm / cool /
-  green / magenta copies (`CAST_SHIFTS`): do the five colour-problem sentences differ, and does the
+  green / magenta copies (`CAST_PROBES`): do the five colour-problem sentences differ, and does the
   named cast follow the applied shift?
 * param: the answer is the develop engine's exact result for the record's slider set.
 * style: the answer is the style's slider definition applied by the develop engine.
@@ -57,7 +57,7 @@ from vera_mobile.develop.colour import srgb_decode, srgb_encode  # noqa: E402
 from vera_mobile.photo_io import load_photo  # noqa: E402
 from vera_mobile.plan import parse_plan  # noqa: E402
 from vera_mobile.runtime.retoucher import Retoucher  # noqa: E402
-from vera_mobile.training.synthesis import KINDS, read_directions, read_records, says_no_problem  # noqa: E402
+from vera_mobile.training.synthesis import CAST_PROBES, KINDS, read_directions, read_records, says_no_problem  # noqa: E402
 
 TARGETS = {  # the targets on held-out photos
     "auto_psnr_gain_db": 4.0, "auto_improved": 0.85, "clean_psnr_db": 35.0, "clean_no_problem": 0.7,
@@ -66,8 +66,6 @@ TARGETS = {  # the issue's targets on held-out photos
 }
 PSNR_CAP = 60.0  # dB: identical images would be infinite; means use this cap
 LEVELS_PERCENTILES = (0.5, 99.5)
-CAST_SHIFTS = {"warm": {"IncrementalTemperature": 60}, "cool": {"IncrementalTemperature": -60},
-               "magenta": {"IncrementalTint": 60}, "green": {"IncrementalTint": -60}}
 
 
 def delta_e(a: np.ndarray, b: np.ndarray) -> float:
@@ -128,7 +126,8 @@ def ensure_data(args: argparse.Namespace) -> Path:
         if not photos.is_file():
             subprocess.run([sys.executable, str(ROOT / "scripts" / "fetch_photos.py"), "--out", str(photos.parent)], check=True)
         subprocess.run([sys.executable, "-m", "vera_mobile.cli", "synthesize", "--photos", str(photos), "--split", "held_out",
-                        "--count", str(args.count), "--seed", str(args.seed), "--size", str(args.size), "--out", str(data)],
+                        "--count", str(args.count), "--seed", str(args.seed), "--size", str(args.size),
+                        "--fit-steps", "0", "--out", str(data)],  # the fitted inverse only words the plan text
                        check=True)
     return data
 
@@ -146,10 +145,10 @@ def evaluate(retoucher: Retoucher, records: list[dict], render: str, say) -> dic
                "psnr_input": psnr(source, answer), "delta_e_input": delta_e(source, answer),
                "forced": bool(result.forced_retouch_tokens), "seconds": result.timings["total"]}
         if mode == "auto":
-            found, true = read_directions(result.text), record["directions"]
+            found, true = read_directions(result.raw_text), record["directions"]
             row.update({f"{k}_true": true[k] for k in ("exposure", "cast")})
             row.update({f"{k}_read": found[k] for k in ("exposure", "cast")})
-            row.update({"kinds": record["kinds"], "no_problem": says_no_problem(result.text)})
+            row.update({"kinds": record["kinds"], "no_problem": says_no_problem(result.raw_text)})
             row.update({name: psnr(baseline(source), answer) for name, baseline in BASELINES.items()})
             mode = "auto" if record["kinds"] else "clean"
         rows[mode].append(row)
@@ -236,11 +235,11 @@ def sensitivity(retoucher: Retoucher, records: list[dict], photos: int, render: 
     work.mkdir(parents=True, exist_ok=True)
     for i, path in enumerate(originals):
         photo = pixels(path)
-        sentences = [colour_sentence(retoucher.retouch(path, mode="auto", render=render).text)]
-        for cast, sliders in CAST_SHIFTS.items():
+        sentences = [colour_sentence(retoucher.retouch(path, mode="auto", render=render).raw_text)]
+        for cast, sliders in CAST_PROBES.items():
             copy = work / f"sensitivity-{i}-{cast}.png"
             Image.fromarray(develop_pixels(photo, sliders)).save(copy)
-            text = retoucher.retouch(copy, mode="auto", render=render).text
+            text = retoucher.retouch(copy, mode="auto", render=render).raw_text
             sentences.append(colour_sentence(text))
             followed += read_directions(text)["cast"] == cast
             total += 1
@@ -308,7 +307,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=("executorch", "onnx"), default="executorch")
     parser.add_argument("--data", help="held-out data set (default: synthesized into --work)")
     parser.add_argument("--work", default="/tmp/vera-quality")
-    parser.add_argument("--count", type=int, default=200, help="records to synthesize when --data is not given")
+    parser.add_argument("--count", type=int, default=400, help="records to synthesize when --data is not given")
     parser.add_argument("--seed", type=int, default=100)
     parser.add_argument("--size", type=int, default=256, help="working size of synthesized photos")
     parser.add_argument("--limit", type=int, help="evaluate only the first N records")

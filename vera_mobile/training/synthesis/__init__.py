@@ -67,7 +67,7 @@ inverse_fit (auto only: method, steps, mse_degraded, mse_start, mse_fitted on th
 
 from .dataset import read_records, write_dataset
 from .inverse import FIT_SIZE, FIT_STEPS, analytic_inverse, fit_inverse
-from .kinds import (CASTS, DEFAULT_SIZE, GLOBAL_KINDS, KINDS, LIGHT_KINDS, SPECIFIC_KINDS, band_coverage,
+from .kinds import (CAST_PROBES, CASTS, DEFAULT_SIZE, GLOBAL_KINDS, KINDS, LIGHT_KINDS, SPECIFIC_KINDS, band_coverage,
                     degradation_for, develop_uint8, load_working_photo, pick_band, sample_kind, sample_kinds)
 from .reasoning import (NO_PROBLEM, format_reasoning, plan_sentences, problem_sentences, read_directions,
                         says_no_problem, true_directions)
@@ -75,7 +75,7 @@ from .records import (CLEAN_SHARE, DEFAULT_MODE_WEIGHTS, MODES, Record, make_aut
                       make_param_record, make_style_record, sample_param_sliders, synthesize)
 
 __all__ = [
-    "CASTS", "CLEAN_SHARE", "DEFAULT_MODE_WEIGHTS", "DEFAULT_SIZE", "FIT_SIZE", "FIT_STEPS", "GLOBAL_KINDS", "KINDS", "LIGHT_KINDS",
+    "CAST_PROBES", "CASTS", "CLEAN_SHARE", "DEFAULT_MODE_WEIGHTS", "DEFAULT_SIZE", "FIT_SIZE", "FIT_STEPS", "GLOBAL_KINDS", "KINDS", "LIGHT_KINDS",
     "MODES", "NO_PROBLEM", "Record", "SPECIFIC_KINDS", "analytic_inverse", "band_coverage", "degradation_for", "develop_uint8",
     "fit_inverse", "format_reasoning", "load_working_photo", "make_auto_record", "make_clean_record", "make_param_record",
     "make_style_record", "pick_band", "plan_sentences", "problem_sentences", "read_directions", "read_records",

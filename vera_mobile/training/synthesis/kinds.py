@@ -26,6 +26,9 @@ GLOBAL_KINDS = ("warm", "cool", "magenta", "green", "dull", "oversaturated")
 SPECIFIC_KINDS = ("off_hue",)
 KINDS = LIGHT_KINDS + GLOBAL_KINDS + SPECIFIC_KINDS
 CASTS = ("warm", "cool", "magenta", "green")
+# One clear shift per cast direction: the probes of the cast-sensitivity checks (benchmark and tests).
+CAST_PROBES = {"warm": {"IncrementalTemperature": 60}, "cool": {"IncrementalTemperature": -60},
+               "magenta": {"IncrementalTint": 60}, "green": {"IncrementalTint": -60}}
 BAND_MIN_COVERAGE = 0.08  # a band must cover this share of the photo (chroma-weighted) to be degraded
 MILD_SHARE = 0.3  # share of degradation amounts drawn below each kind's range (down to half its low end)
 COLOURFUL_MIN_COVERAGE = 0.1  # below this total band coverage (a near-monochrome photo) no saturation kinds
