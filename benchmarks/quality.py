@@ -199,7 +199,7 @@ def kinds_table(auto: list[dict]) -> str:
     """Auto mode per degradation kind (records containing it) next to the baselines, mean PSNR in dB."""
     names = list(BASELINES)
     lines = [f"| kind | records | input | {' | '.join(names)} | model | model gain | improved |",
-             "| --- | ---: | ---: | " + "---: | " * len(names) + "---: | ---: | ---: |"]
+             "| --- | ---: | ---: |" + " ---: |" * len(names) + " ---: | ---: | ---: |"]
     groups = [("all degraded", auto)] + [(k, [r for r in auto if k in r["kinds"]]) for k in KINDS]
     for kind, items in groups:
         if not items:
@@ -215,7 +215,7 @@ def clean_table(clean: list[dict]) -> str:
     names = list(BASELINES)
     return "\n".join([
         f"| clean photos | records | model PSNR vs photo | model ΔE2000 | says no problem | {' | '.join(names)} |",
-        "| --- | ---: | ---: | ---: | ---: | " + "---: | " * len(names),
+        "| --- | ---: | ---: | ---: | ---: |" + " ---: |" * len(names),
         f"| nothing to fix | {len(clean)} | {_mean(clean, 'psnr'):.2f} | {_mean(clean, 'delta_e'):.2f} | "
         f"{np.mean([r['no_problem'] for r in clean]) if clean else float('nan'):.0%} | "
         + " | ".join(f"{_mean(clean, n):.2f}" for n in names) + " |",

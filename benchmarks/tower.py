@@ -80,7 +80,7 @@ def measure(form: str, size: int, widths: str, plain: torch.Tensor, casts: torch
         tower.zero_grad(set_to_none=True)
     return {"form": form, "size": size, "widths": widths, "embeddings": config.num_patches,
             "parameters": sum(p.numel() for p in FastViTHD(config).parameters()),
-            "ms": 1000 * statistics.median(seconds), "sensitivity": sensitivity}
+            "ms": 1000 * statistics.median(seconds) if seconds else None, "sensitivity": sensitivity}
 
 
 def main() -> None:
@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--photos", nargs="+", help="photos to measure on (default: scikit-image's coffee, chelsea, astronaut)")
     parser.add_argument("--sizes", default="192,256,320")
     parser.add_argument("--batch", type=int, default=12)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes (0: skip timing, e.g. on a busy machine)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--record", action="store_true", help="append the results to benchmarks/RESULTS.md")
     args = parser.parse_args()
@@ -111,8 +111,9 @@ def main() -> None:
     lines = ["| form | view px | widths | image embeddings | parameters (folded) | fwd+bwd ms / batch | colour sensitivity |",
              "| --- | ---: | --- | ---: | ---: | ---: | ---: |"]
     for r in rows:
+        ms = "—" if r["ms"] is None else f"{r['ms']:.0f}"
         lines.append(f"| {r['form']} | {r['size']} | {r['widths']} {WIDTHS[r['widths']]} | {r['embeddings']} | "
-                     f"{r['parameters']:,} | {r['ms']:.0f} | {r['sensitivity']:.3f} |")
+                     f"{r['parameters']:,} | {ms} | {r['sensitivity']:.3f} |")
     markdown = "\n".join([
         "## Vision tower for training: cost and colour sensitivity",
         "",
