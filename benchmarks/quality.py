@@ -59,7 +59,7 @@ from vera_mobile.plan import parse_plan  # noqa: E402
 from vera_mobile.runtime.retoucher import Retoucher  # noqa: E402
 from vera_mobile.training.synthesis import CAST_PROBES, KINDS, read_directions, read_records, says_no_problem  # noqa: E402
 
-TARGETS = {  # the targets on held-out photos
+TARGETS = {  # the Nano 2 targets on held-out photos
     "auto_psnr_gain_db": 4.0, "auto_improved": 0.85, "clean_psnr_db": 35.0, "clean_no_problem": 0.7,
     "exposure_direction": 0.9, "cast_direction": 0.8, "sensitivity": 0.8, "param_delta_e": 3.0,
     "style_gain_db": 10.0, "reference_improved": 0.6,
