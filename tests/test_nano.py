@@ -18,7 +18,8 @@ import pytest
 from vera_mobile.builtin import BUILTIN_MODELS, resolve_model
 from vera_mobile.cli import main
 from vera_mobile.develop.photo import develop_pixels
-from vera_mobile.develop.synthesize import load_working_photo, read_directions
+from vera_mobile.plan import parse_plan
+from vera_mobile.training.synthesis import CAST_PROBES, load_working_photo, read_directions
 from vera_mobile.errors import CheckpointError
 from vera_mobile.photo_io import load_photo
 from vera_mobile.prompts import VERA_ADDED_TOKENS
@@ -97,8 +98,27 @@ def test_auto_mode_names_and_fixes_the_exposure_of_a_held_out_photo(nano, held_o
     result = nano.retouch(held_out / f"{degraded}.png", mode="auto")
     assert result.stop_reason == "eos" and not result.forced_retouch_tokens
     assert result.plan.problem_light and result.plan.plan_light and result.plan.plan_global_color
-    assert read_directions(result.text)["exposure"] == exposure, result.text
+    assert read_directions(result.raw_text)["exposure"] == exposure, result.raw_text
     assert psnr(result.image, original) > psnr(before, original) + 3
+
+
+@pytest.mark.xfail(strict=True, reason="the shipped nano is blind to colour casts (benchmarks/RESULTS.md); "
+                                      "a model that passes replaces it")
+def test_auto_mode_sees_the_colour_cast_of_a_held_out_photo(nano, held_out):
+    """The photo and its warm / cool / magenta / green copies: five different colour-problem sentences,
+    and the named cast follows the applied shift (so a tower blind to colour cannot come back)."""
+    from PIL import Image
+
+    original = load_photo(held_out / "original.png").pixels
+    sentences, named = [], {}
+    for cast, sliders in {"none": {}, **CAST_PROBES}.items():
+        path = held_out / f"cast-{cast}.png"
+        Image.fromarray(develop_pixels(original, sliders) if sliders else original).save(path)
+        raw = nano.retouch(path, mode="auto").raw_text
+        sentences.append(parse_plan(raw).problem_global_color)
+        named[cast] = read_directions(raw)["cast"]
+    assert len(set(sentences)) == len(sentences), sentences
+    assert named == {"none": None, **{cast: cast for cast in CAST_PROBES}}, named
 
 
 def test_param_mode_follows_the_sliders(nano, held_out):
@@ -155,7 +175,7 @@ def test_every_backend_retouches_like_pytorch(demo, nano, held_out, backend):
     reference = nano.retouch(held_out / "under_warm.png", mode="auto")
     result = Retoucher.from_bundle(demo / "bundle", backend=backend).retouch(held_out / "under_warm.png", mode="auto")
     assert result.stop_reason == "eos"
-    assert read_directions(result.text) == read_directions(reference.text)
+    assert read_directions(result.raw_text) == read_directions(reference.raw_text)
     difference = np.abs(result.image.astype(int) - reference.image.astype(int))
     assert difference.mean() < BACKEND_TOLERANCE[backend], difference.mean()
 

@@ -1,20 +1,29 @@
-"""The nano training recipe: tokenizer, examples, vision-tower initialisation, a resumable run."""
+"""The nano training recipe: tokenizer, examples, the train-time tower and its fold, safe resumable runs."""
 
+import dataclasses
 import json
+import pickle
 
 import numpy as np
 import pytest
 import torch
 
-from vera_mobile.develop.synthesize import synthesize, write_dataset
+from safetensors import safe_open
+
+from vera_mobile.errors import InputError
+from vera_mobile.models.checkpoint import TIED_KEY, to_upstream_key
 from vera_mobile.models.config import PlannerConfig
+from vera_mobile.models.fastvit import UPSTREAM_PREFIX, FastViTHD
 from vera_mobile.models.planner import VeraPlanner
+from vera_mobile.photo_io import load_photo, planner_view
 from vera_mobile.prompts import IMAGE_TOKEN_INDEX, RETOUCH_TOKENS, VERA_ADDED_TOKENS
 from vera_mobile.runtime.retoucher import Retoucher
 from vera_mobile.tokenizer import Tokenizer
 from vera_mobile.training import nano
 from vera_mobile.training.data import answer_weights, corpus, load_examples, planner_batch, read_datasets
+from vera_mobile.training.synthesis import develop_uint8, synthesize, write_dataset
 from vera_mobile.training.train import TrainOptions, train
+from vera_mobile.training.train_tower import TrainFastViT, fold, folded_tower
 from vera_mobile.training.vision_init import init_vision_tower
 
 from conftest import skimage_photo
@@ -100,3 +109,101 @@ def test_training_runs_resumes_and_writes_a_loadable_model(dataset, tmp_path, sa
     assert retoucher.modes == ("auto", "style", "param", "reference")
     result = retoucher.retouch(sample_photo, max_new_tokens=4)
     assert result.image.shape[2] == 3 and len(result.latent) == 3 * nano.HIDDEN
+
+
+FOLD_TOLERANCE = 1e-5  # max |folded - train-time| relative to the output's max |x| (float32 rounding only)
+
+
+@pytest.fixture(scope="module")
+def real_views():
+    """Planner views of real photos and of warm / green copies of one of them, [N, 3, 256, 256] in [0, 1]."""
+    views = []
+    for name in ("astronaut.png", "chelsea.png", "coffee.png"):
+        photo = load_photo(skimage_photo(name))
+        views.append(planner_view(photo, nano.IMAGE_SIZE))
+    coffee = load_photo(skimage_photo("coffee.png"))
+    for sliders in ({"IncrementalTemperature": 60}, {"IncrementalTint": -60}):
+        copy = dataclasses.replace(coffee, pixels=develop_uint8(coffee.pixels, sliders))
+        views.append(planner_view(copy, nano.IMAGE_SIZE))
+    return torch.from_numpy(np.stack(views)).float()
+
+
+def test_folded_tower_equals_the_train_time_tower_on_real_views(real_views):
+    config = PlannerConfig.from_dict(nano.nano_config(vocab_size=64, eos_id=2, pad_id=0)).vision
+    torch.manual_seed(0)
+    tower = TrainFastViT(config)
+    optimizer = torch.optim.AdamW(tower.parameters(), lr=1e-2)
+    tower.train()
+    for _ in range(3):  # move every weight, BatchNorm statistics and layer scale away from its init
+        loss = (tower(real_views) - 0.1).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    tower.eval()
+    folded = folded_tower(tower)
+    assert set(fold(tower)) == set(FastViTHD(config).state_dict())  # upstream's names, nothing more or less
+    with torch.no_grad():
+        want, got = tower(real_views), folded(real_views)
+    assert got.shape == (len(real_views), config.num_patches, config.out_dim)
+    assert (got - want).abs().max() <= FOLD_TOLERANCE * want.abs().max()
+
+
+def test_the_train_time_tower_passes_colour_to_the_decoder(real_views):
+    """The photo's colour must change the image embeddings: the coffee photo vs its warm and green copies."""
+    config = PlannerConfig.from_dict(nano.nano_config(vocab_size=64, eos_id=2, pad_id=0)).vision
+    torch.manual_seed(0)
+    tower = TrainFastViT(config).train()
+    with torch.no_grad():
+        out = tower(real_views)
+    coffee, warm, green = out[2], out[3], out[4]
+    scale = out.std()
+    assert (warm - coffee).abs().mean() > 0.05 * scale and (green - coffee).abs().mean() > 0.05 * scale
+    assert (warm - green).abs().mean() > 0.05 * scale
+
+
+class _Canary:
+    """Unpickling this creates a file: a checkpoint that runs code when loaded."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_training_never_unpickles_a_checkpoint_from_the_work_folder(dataset, tmp_path):
+    work, canary = tmp_path / "work", tmp_path / "pwned"
+    work.mkdir()
+    (work / "reference.pt").write_bytes(pickle.dumps({"model": _Canary(canary)}))
+    options = TrainOptions(data=[str(dataset)], out=str(tmp_path / "model"), work=str(work), reference_steps=1,
+                           reference_batch=2, reference_full_size_steps=0, planner_steps=1, planner_batch=2, pixels=16,
+                           warmup=1, threads=1)
+    with pytest.raises(InputError, match="pickled checkpoint"):
+        train(options, progress=False)
+    (work / "reference.pt").unlink()
+    (work / "reference.safetensors").write_bytes(pickle.dumps(_Canary(canary)))  # a pickle under the new name
+    with pytest.raises(InputError, match="not a readable training checkpoint"):
+        train(options, progress=False)
+    assert not canary.exists() and not (tmp_path / "model").exists()
+
+
+def test_a_time_limit_stops_after_a_checkpoint_and_the_next_run_continues(dataset, tmp_path):
+    options = TrainOptions(data=[str(dataset)], out=str(tmp_path / "model"), work=str(tmp_path / "work"),
+                           reference_steps=2, reference_batch=2, reference_full_size_steps=0, planner_steps=1,
+                           planner_batch=2, pixels=16, warmup=1, checkpoint_every=100, threads=1,
+                           time_limit_minutes=0)
+    assert train(options, progress=False) is None  # stopped after its first step, with a checkpoint
+    log = [json.loads(line) for line in (tmp_path / "work" / "log.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["step"]) for r in log] == [("reference", 1)]
+    assert (tmp_path / "work" / "reference.safetensors").is_file() and not (tmp_path / "model").exists()
+    options.time_limit_minutes = 60
+    out = train(options, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "work" / "log.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["step"]) for r in log][1:] == [("reference", 2), ("planner", 1)]
+    config = PlannerConfig.from_dict(json.loads((out / "config.json").read_text()))
+    with safe_open(str(out / "model.safetensors"), framework="pt") as handle:
+        names = set(handle.keys())
+    # exactly the inference layout's tensors under upstream's names: the tower was folded
+    assert names == {to_upstream_key(k) for k in VeraPlanner(config).state_dict() if k != TIED_KEY}
+    assert {UPSTREAM_PREFIX + k for k in FastViTHD(config.vision).state_dict()} <= names
+    assert Retoucher.from_pretrained(out).modes == ("auto", "style", "param", "reference")

