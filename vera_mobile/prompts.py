@@ -80,7 +80,7 @@ PARAM_TEMPLATE = (
 # (<|im_start|>, <|im_end|>, <|endoftext|>, ...), the image placeholder and VeraRetouch's own tokens.
 # A style prompt holding one could end the user's turn, inject retouch tokens or add an image slot,
 # so it is refused (the app cores instead tokenize the user's text as plain text).
-_CONTROL_TEXT = re.compile(r"<\|[^<>|]*\|>|" + "|".join(re.escape(t) for t in (IMAGE_TOKEN, *VERA_ADDED_TOKENS)))
+CONTROL_TEXT = re.compile(r"<\|[^<>|]*\|>|" + "|".join(re.escape(t) for t in (IMAGE_TOKEN, *VERA_ADDED_TOKENS)))
 
 MODES = ("auto", "style", "param", "reference")
 PLANNER_MODES = ("auto", "style", "param")
@@ -157,7 +157,7 @@ def check_user_text(text: object) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:  # e.g. bytes of another encoding passed on a UTF-8 command line
         raise InputError("the prompt is not valid UTF-8 text; check your terminal's encoding") from None
-    found = _CONTROL_TEXT.search(text)
+    found = CONTROL_TEXT.search(text)
     if found:
         raise InputError(
             f"the prompt contains {found.group()!r}, which is one of the model's control tokens; "
