@@ -26,6 +26,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -61,6 +62,18 @@ def timed(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def exact_renderer(decoder, backend: str, workdir: Path):
+    """The renderer on one runtime: eager torch, or a renderer-only bundle exported into `workdir`."""
+    from vera_mobile.runtime.torch_backend import TorchRenderer
+
+    if backend == "torch":
+        return TorchRenderer(decoder)
+    from export.bundle import export_renderer_bundle
+    from vera_mobile.runtime.retoucher import renderer_from_bundle
+
+    return renderer_from_bundle(export_renderer_bundle(decoder, backend, workdir), "renderer", backend)
+
+
 def run_child(method: str, megapixels: float, repeats: int, lut_size: int) -> dict:
     """Measure one method on one photo size in this process."""
     import torch
@@ -68,7 +81,7 @@ def run_child(method: str, megapixels: float, repeats: int, lut_size: int) -> di
     from vera_mobile.lut import apply_lut, bake_lut
     from vera_mobile.models.renderer import ConditionalMLPDecoder
     from vera_mobile.runtime.render import render_pixels
-    from vera_mobile.runtime.retoucher import renderer_for
+    from vera_mobile.runtime.torch_backend import TorchRenderer
 
     torch.manual_seed(0)
     decoder = ConditionalMLPDecoder().eval()
@@ -87,13 +100,14 @@ def run_child(method: str, megapixels: float, repeats: int, lut_size: int) -> di
         result["baseline_mib"] = peak_rss_mib()
         result["median_s"] = timed(eager, repeats)
     elif method.startswith("exact:"):
-        backend = renderer_for(decoder, method.split(":")[1])
-        render_pixels(backend, pixels[:8], latent, mask)  # warm up (first-call allocations)
-        result["tile"] = backend.tile
-        result["baseline_mib"] = peak_rss_mib()
-        result["median_s"] = timed(lambda: render_pixels(backend, pixels, latent, mask), repeats)
+        with tempfile.TemporaryDirectory(prefix="vera-renderer-") as workdir:
+            backend = exact_renderer(decoder, method.split(":")[1], Path(workdir))
+            render_pixels(backend, pixels[:8], latent, mask)  # warm up (first-call allocations)
+            result["tile"] = backend.tile
+            result["baseline_mib"] = peak_rss_mib()
+            result["median_s"] = timed(lambda: render_pixels(backend, pixels, latent, mask), repeats)
     else:
-        backend = renderer_for(decoder, "torch")
+        backend = TorchRenderer(decoder)
         result["baseline_mib"] = peak_rss_mib()
         result["bake_s"] = timed(lambda: bake_lut(backend, backend.condition(latent, mask), lut_size), repeats)
         lut = bake_lut(backend, backend.condition(latent, mask), lut_size)

@@ -10,7 +10,7 @@ import torch
 
 from vera_mobile.bundle import SCHEMA_PATH, load_bundle
 from vera_mobile.cli import main
-from vera_mobile.errors import CheckpointError
+from vera_mobile.errors import CheckpointError, InputError
 from vera_mobile.prompts import Request
 from vera_mobile.runtime.selfcheck import FLOAT_TOLERANCE, GOLDEN_TOKENS, HEAD_MASK, check_bundle, golden_hidden3
 
@@ -50,6 +50,19 @@ def test_golden_vectors_reproduce_on_each_runtime(bundle, backend, capsys):
     assert check_bundle(bundle, backend) == {"renderer": [], "planner": []}
     assert main(["check", str(bundle), "--backend", backend]) == 0
     assert f"planner ({backend}): reproduces its golden vectors" in capsys.readouterr().out
+
+
+def test_load_runs_a_bundle_on_the_backend_asked_for(bundle, tmp_path):
+    import vera_mobile
+
+    default = vera_mobile.load(bundle)  # the first runtime the bundle has and this machine runs
+    assert type(default.renderer).__name__ == "ExecuTorchRenderer" and default.modes == ("auto", "style", "param")
+    onnx = vera_mobile.load(bundle, backend="onnx")
+    assert type(onnx.planner).__name__ == "OnnxPlanner" and type(onnx.renderer).__name__ == "OnnxRenderer"
+    with pytest.raises(InputError, match="runs on executorch or onnx, not torch"):
+        vera_mobile.load(bundle, backend="torch")
+    with pytest.raises(InputError, match="exported inside it"):
+        vera_mobile.load(bundle, reference=tmp_path / "encoder_renderer.pth")
 
 
 def test_planner_golden_records_are_recorded_per_target_and_agree(bundle, tiny_planner):

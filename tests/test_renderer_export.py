@@ -41,13 +41,6 @@ def make_decoder(seed: int, latent_dim: int, hidden_dims: tuple[int, ...]) -> Co
     return random_renderer(latent_dim, hidden_dims, seed, spread=0.5)
 
 
-def export_backend(kind: str, folded: FoldedRenderer, out_dir) -> ExecuTorchRenderer | OnnxRenderer:
-    if kind == "executorch":
-        return ExecuTorchRenderer(export_renderer_executorch(folded, TILE, out_dir / "renderer.pte"))
-    paths = export_renderer_onnx(folded, TILE, out_dir)
-    return OnnxRenderer(paths["condition"], paths["render_points"])
-
-
 def control(latent_dim: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """A latent with both signs (ReLU matters) and a mask that switches one group off."""
     latent = np.random.default_rng(seed).normal(size=3 * latent_dim).astype(np.float32)
@@ -107,11 +100,14 @@ def test_last_partial_tile_is_rendered(small_backend, small_folded):
 
 @pytest.mark.parametrize("kind", BACKENDS)
 def test_photo_parity_at_upstream_size(kind, sample_photo, tmp_path):
-    """The exported renderer gives the torch reference's pixels, within 1 level of 255."""
+    """The renderer of a renderer-only bundle gives the torch reference's pixels, within 1 level of 255."""
+    from export.bundle import export_renderer_bundle
+    from vera_mobile.runtime.retoucher import renderer_from_bundle
+
     decoder = make_decoder(7, **UPSTREAM)
-    backend = export_backend(kind, FoldedRenderer(decoder).eval(), tmp_path)
+    backend = renderer_from_bundle(export_renderer_bundle(decoder, kind, tmp_path), "renderer", kind)
     pixels = load_photo(sample_photo).pixels
-    assert (pixels.shape[0] * pixels.shape[1]) % TILE != 0  # the last tile is partial
+    assert (pixels.shape[0] * pixels.shape[1]) % backend.tile != 0  # the last tile is partial
     latent, mask = control(UPSTREAM["latent_dim"])
 
     expected = render_pixels(TorchRenderer(decoder), pixels, latent, mask)

@@ -1,6 +1,6 @@
 """`Retoucher`: photo + instruction in, reasoning text + retouched photo out.
 
-    retoucher = Retoucher.from_pretrained("checkpoints/VeraRetouch")
+    retoucher = Retoucher.load("nano")  # or a checkpoint folder, or a bundle with backend="onnx"
     result = retoucher.retouch("photo.jpg", mode="auto", on_token=print)
     result.save("out/photo.png")
 
@@ -10,19 +10,19 @@ generation loop (generation.py) and the shared tiled renderer (render.py).
 
 from __future__ import annotations
 
-import shutil
+import importlib.util
 import time
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import InputError
+from ..builtin import BUILTIN_MODELS, resolve_model
+from ..bundle import MANIFEST_NAME, Bundle, load_bundle
+from ..errors import CheckpointError, InputError
 from ..photo_io import Photo, load_photo, planner_view, reference_view, save_photo
 from ..plan import Plan, parse_plan
-from ..builtin import resolve_model
 from ..prompts import Request
 from ..tokenizer import Tokenizer
 from .generation import PlannerBackend, SamplingOptions, generate, prompt_embeddings
@@ -31,9 +31,16 @@ from .render import DEFAULT_TILE, RendererBackend, render_pixels
 PhotoLike = Any  # a path, bytes, a PIL image or a loaded Photo
 # A planner checkpoint directory may hold the reference model under one of these names.
 REFERENCE_CHECKPOINTS = ("encoder_renderer.pth", "encoder_renderer.safetensors")
+REFERENCE_SUFFIXES = (".pth", ".safetensors")
 RENDER_MODES = ("lut", "exact")
 DEFAULT_RENDER = "lut"  # chosen from the measured LUT error (benchmarks/RESULTS.md)
-RENDERER_BACKENDS = ("torch", "executorch", "onnx")
+# What `backend` names: the runtime of the whole pipeline. A checkpoint runs on torch; a bundle's
+# exported programs run on ExecuTorch or ONNX Runtime.
+CHECKPOINT_BACKENDS = ("torch",)
+BUNDLE_BACKENDS = ("executorch", "onnx")
+BACKENDS = CHECKPOINT_BACKENDS + BUNDLE_BACKENDS
+_RUNTIME_MODULE = {"executorch": "executorch", "onnx": "onnxruntime"}
+RENDERER_BACKENDS = BACKENDS  # vera_mobile/cli.py's --backend choices until it loads bundles itself
 
 
 def reference_checkpoint_in(directory: Path) -> Path | None:
@@ -42,33 +49,20 @@ def reference_checkpoint_in(directory: Path) -> Path | None:
     return found[0] if found else None
 
 
-def renderer_for(decoder: Any, backend: str) -> RendererBackend:
-    """The folded renderer on one runtime; exported backends get a fresh temporary export."""
-    from .torch_backend import TorchRenderer
-
-    if backend == "torch":
-        return TorchRenderer(decoder)
-    import tempfile
-
-    from export.renderer import export_renderer_executorch, export_renderer_onnx
-
-    from ..models.folded_renderer import FoldedRenderer
-    from .renderer_backends import ExecuTorchRenderer, OnnxRenderer
-
-    folded = FoldedRenderer(decoder).eval()
-    workdir = Path(tempfile.mkdtemp(prefix="vera-renderer-"))
-    if backend == "executorch":
-        runner: RendererBackend = ExecuTorchRenderer(
-            export_renderer_executorch(folded, DEFAULT_TILE, workdir / "renderer.pte")
+def _bundle_default_backend(bundle: Bundle) -> str:
+    """The first bundle backend whose renderer the bundle has and whose runtime is installed."""
+    runnable = [b for b in BUNDLE_BACKENDS if bundle.has("renderer", b) and importlib.util.find_spec(_RUNTIME_MODULE[b])]
+    if not runnable:
+        exported = [b for b in BUNDLE_BACKENDS if bundle.has("renderer", b)]
+        raise InputError(
+            f"{bundle.directory}: this bundle runs on {', '.join(exported) or 'no desktop runtime'}, and none is "
+            "installed here (pip install 'vera-mobile[onnx]' or 'vera-mobile[executorch]')"
         )
-    else:
-        paths = export_renderer_onnx(folded, DEFAULT_TILE, workdir)
-        runner = OnnxRenderer(paths["condition"], paths["render_points"])
-    weakref.finalize(runner, shutil.rmtree, workdir, True)  # the export lives as long as its runner
-    return runner
+    return runnable[0]
 
 
-def _bundle_renderer(bundle: Any, component: str, backend: str) -> RendererBackend:
+def renderer_from_bundle(bundle: Bundle, component: str, backend: str) -> RendererBackend:
+    """One renderer of a bundle (`renderer` or `reference_renderer`) on ExecuTorch or ONNX Runtime."""
     from .renderer_backends import ExecuTorchRenderer, OnnxRenderer
 
     if backend == "executorch":
@@ -161,6 +155,53 @@ class Retoucher:
         self.reference, self.reference_renderer = reference, reference_renderer
 
     @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        backend: str | None = None,
+        *,
+        reference: str | Path | None = None,
+        dtype: str = "float32",
+    ) -> "Retoucher":
+        """Load whatever `path` is; `backend` is the runtime of the whole pipeline.
+
+        * a bundle (a folder with manifest.json, from `vera-mobile export`): "executorch" or "onnx";
+          by default the first of these the bundle has and this installation can run;
+        * a planner checkpoint folder (config.json, upstream's layout) or a built-in model's name
+          ("nano"): "torch" only;
+        * a reference-model file (`encoder_renderer.pth` / `.safetensors`): "torch" only, reference mode.
+
+        `reference` adds a reference model to a checkpoint; `dtype` is the torch weights' precision.
+        """
+        if backend is not None and backend not in BACKENDS:
+            raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        source = resolve_model(path)
+        if (source / MANIFEST_NAME).is_file():
+            if reference is not None:
+                raise InputError(f"{source} is a bundle: its reference encoder, if any, is exported inside it")
+            if backend in CHECKPOINT_BACKENDS:
+                raise InputError(
+                    f"{source} is an export bundle: it runs on {' or '.join(BUNDLE_BACKENDS)}, not {backend}; "
+                    "to run on torch, load the checkpoint it was exported from"
+                )
+            bundle = load_bundle(source)
+            return cls.from_bundle(bundle, backend or _bundle_default_backend(bundle))
+        is_checkpoint = (source / "config.json").is_file()
+        if not (is_checkpoint or (source.is_file() and source.suffix in REFERENCE_SUFFIXES)):
+            what = "does not exist" if not source.exists() else "is not one"
+            raise CheckpointError(
+                f"{path}: {what}; expected a bundle (folder with manifest.json), a checkpoint folder (config.json), "
+                f"a reference model ({' or '.join(REFERENCE_CHECKPOINTS)}) or a built-in model name "
+                f"({', '.join(BUILTIN_MODELS)})"
+            )
+        if backend not in (None, *CHECKPOINT_BACKENDS):
+            raise InputError(
+                f"{source} is a {'checkpoint' if is_checkpoint else 'reference model'}: it runs on torch; to run on "
+                f"{backend}, export a bundle (vera-mobile export) and load that"
+            )
+        return cls.from_pretrained(source, reference=reference, dtype=dtype)
+
+    @classmethod
     def from_pretrained(
         cls,
         path: str | Path,
@@ -169,21 +210,24 @@ class Retoucher:
         renderer_backend: str = "torch",
     ) -> "Retoucher":
         """Load a planner checkpoint directory (or a built-in model's name, e.g. "nano") and/or an
-        `encoder_renderer.pth` (torch planner).
+        `encoder_renderer.pth`, all on torch (`load` picks this for checkpoints).
 
         A directory is a planner checkpoint; an `encoder_renderer.pth` inside it (or passed as
         `reference`) enables reference mode. A `.pth` file alone gives a reference-only retoucher.
-        `renderer_backend` "executorch" or "onnx" exports the folded renderer to a temporary
-        directory and renders through that runtime instead of eager torch.
+        Exported programs are loaded from bundles only (`load(bundle, backend=...)`);
+        `renderer_backend` stays "torch" (vera_mobile/cli.py passes it until it loads bundles itself).
         """
+        if renderer_backend not in CHECKPOINT_BACKENDS:
+            raise InputError(
+                f"a checkpoint runs on torch; to render on {renderer_backend}, export a bundle "
+                "(vera-mobile export) and load it with backend=" + repr(renderer_backend)
+            )
         import torch
 
         from ..models.checkpoint import load_planner
         from ..models.reference_checkpoint import load_encoder_renderer
-        from .torch_backend import TorchPlanner, TorchReferenceEncoder
+        from .torch_backend import TorchPlanner, TorchReferenceEncoder, TorchRenderer
 
-        if renderer_backend not in RENDERER_BACKENDS:
-            raise InputError(f"renderer backend must be one of {', '.join(RENDERER_BACKENDS)}, got {renderer_backend!r}")
         torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype)
         if torch_dtype is None:
             raise InputError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
@@ -194,7 +238,7 @@ class Retoucher:
             kwargs.update(
                 planner=TorchPlanner(model),
                 tokenizer=Tokenizer.from_dir(path),
-                renderer=renderer_for(model.renderer, renderer_backend),
+                renderer=TorchRenderer(model.renderer),
                 eos_ids=model.config.eos_token_ids,
                 image_size=model.config.vision.image_size,
             )
@@ -206,36 +250,34 @@ class Retoucher:
             encoder_renderer = load_encoder_renderer(reference)
             kwargs.update(
                 reference=TorchReferenceEncoder(encoder_renderer),
-                reference_renderer=renderer_for(encoder_renderer.decoder, renderer_backend),
+                reference_renderer=TorchRenderer(encoder_renderer.decoder),
             )
         return cls(**kwargs)
 
     @classmethod
-    def from_bundle(cls, path: str | Path, backend: str = "executorch") -> "Retoucher":
+    def from_bundle(cls, path: str | Path | Bundle, backend: str = "executorch") -> "Retoucher":
         """Load an export bundle (see `vera-mobile export`) on the ExecuTorch or ONNX Runtime backend.
 
         Every file is checked against its sha256 in the manifest first. The planner, renderer and
         (if exported) reference encoder all run on `backend`; the generation loop and the tiled
         renderer are the same as for `from_pretrained`.
         """
-        from ..bundle import load_bundle
-
-        if backend not in ("executorch", "onnx"):
-            raise InputError(f"bundle backend must be 'executorch' or 'onnx', got {backend!r}")
-        bundle = load_bundle(path)
+        if backend not in BUNDLE_BACKENDS:
+            raise InputError(f"a bundle runs on {' or '.join(BUNDLE_BACKENDS)}, got backend {backend!r}")
+        bundle = path if isinstance(path, Bundle) else load_bundle(path)
         manifest = bundle.manifest
         kwargs: dict[str, Any] = {
             "tokenizer": Tokenizer.from_file(bundle.path(manifest["tokenizer"]["file"])),
             "eos_ids": manifest["tokenizer"]["eos_ids"],
             "image_size": manifest["model"]["image_size"],
-            "renderer": _bundle_renderer(bundle, "renderer", backend),
+            "renderer": renderer_from_bundle(bundle, "renderer", backend),
             "manifest": manifest,
         }
         if bundle.has("planner", backend):
             kwargs["planner"] = _bundle_planner(bundle, backend)
         if bundle.has("reference", backend):
             kwargs["reference"] = _bundle_reference(bundle, backend)
-            kwargs["reference_renderer"] = _bundle_renderer(bundle, "reference_renderer", backend)
+            kwargs["reference_renderer"] = renderer_from_bundle(bundle, "reference_renderer", backend)
         return cls(**kwargs)
 
     @property
@@ -379,3 +421,10 @@ class Retoucher:
         latent = self.reference.encode(reference_view(before), reference_view(after), np.asarray(mask, np.float32))
         timings["reference_encoder"] = time.perf_counter() - clock
         return RetouchResult(mode="reference", image=np.empty(0), latent=latent, mask=mask)
+
+
+def load(
+    path: str | Path, backend: str | None = None, *, reference: str | Path | None = None, dtype: str = "float32"
+) -> Retoucher:
+    """`Retoucher.load`: a bundle, a checkpoint folder, a reference-model file or a built-in model's name."""
+    return Retoucher.load(path, backend, reference=reference, dtype=dtype)
