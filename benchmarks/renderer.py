@@ -4,7 +4,7 @@ For each photo size (megapixels), in one run:
   - upstream-style eager: the photo as one [1,3,H,W] float tensor in [-1, 1], the reference
     ConditionalMLPDecoder in 262,144-pixel chunks (upstream's recommended `--chunk`), then clamp,
     ×255, round — what upstream's inference does, in fp32;
-  - exact: our folded renderer streamed in fixed tiles (vera_mobile.runtime.render.render_pixels)
+  - exact: our folded renderer streamed in fixed tiles (vera_mobile.render.render_pixels)
     on each backend (torch, executorch, onnx);
   - lut: condition + bake an S³ LUT, then apply it (Pillow Color3DLUT), reported separately.
 Each method runs in its own fresh Python process (this script with --child), so its peak RSS is
@@ -68,7 +68,7 @@ def exact_renderer(decoder, backend: str, workdir: Path):
 
     if backend == "torch":
         return TorchRenderer(decoder)
-    from export.bundle import export_renderer_bundle
+    from vera_mobile.export.bundle import export_renderer_bundle
     from vera_mobile.runtime.retoucher import renderer_from_bundle
 
     return renderer_from_bundle(export_renderer_bundle(decoder, backend, workdir), "renderer", backend)
@@ -80,7 +80,7 @@ def run_child(method: str, megapixels: float, repeats: int, lut_size: int) -> di
 
     from vera_mobile.lut import apply_lut, bake_lut
     from vera_mobile.models.renderer import ConditionalMLPDecoder
-    from vera_mobile.runtime.render import render_pixels
+    from vera_mobile.render import render_pixels
     from vera_mobile.runtime.torch_backend import TorchRenderer
 
     torch.manual_seed(0)
@@ -127,7 +127,7 @@ def measure(method: str, megapixels: float, repeats: int, lut_size: int) -> dict
 
 def main() -> None:
     from vera_mobile.lut import DEFAULT_LUT_SIZE
-    from vera_mobile.runtime.render import DEFAULT_TILE
+    from vera_mobile.render import DEFAULT_TILE
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,12,48", help="photo sizes in megapixels")

@@ -24,7 +24,7 @@ from vera_mobile.errors import InputError
 from vera_mobile.models.checkpoint import load_planner, safetensors_files
 from vera_mobile.models.folded_renderer import FoldedRenderer
 from vera_mobile.models.reference_checkpoint import load_encoder_renderer
-from vera_mobile.runtime.render import DEFAULT_TILE
+from vera_mobile.render import DEFAULT_TILE
 from vera_mobile.builtin import resolve_model
 from vera_mobile.runtime.retoucher import reference_checkpoint_in
 from vera_mobile.tokenizer import Tokenizer

@@ -82,7 +82,7 @@ def test_planner_golden_records_are_recorded_per_target_and_agree(bundle, tiny_p
 
 
 def test_coreml_planner_entries_describe_the_packages(bundle):
-    from export.planner_coreml import inspect_planner_coreml
+    from vera_mobile.export.planner_coreml import inspect_planner_coreml
 
     entries = load_bundle(bundle).artifacts("planner", "coreml")
     assert sorted(e["path"] for e in entries) == [f"planner_{m}.mlpackage" for m in
@@ -100,7 +100,7 @@ def test_coreml_planner_entries_describe_the_packages(bundle):
 
 
 def test_coreml_recipe_can_be_chosen(tiny_checkpoint, tmp_path):
-    from export.planner_coreml import inspect_planner_coreml
+    from vera_mobile.export.planner_coreml import inspect_planner_coreml
 
     out = tmp_path / "palettized"
     assert main(["export", "--model", str(tiny_checkpoint), "--targets", "coreml", "--quant", "int4",

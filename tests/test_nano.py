@@ -162,7 +162,7 @@ def test_every_backend_retouches_like_pytorch(demo, nano, held_out, backend):
 
 def test_coreml_artifacts_of_the_nano_model_are_complete(demo):
     """Core ML cannot run on Linux: the packages are checked from their specs."""
-    from export.planner_coreml import inspect_planner_coreml
+    from vera_mobile.export.planner_coreml import inspect_planner_coreml
 
     manifest = json.loads((demo / "bundle" / "manifest.json").read_text())
     coreml = [a for a in manifest["artifacts"] if a["target"] == "coreml"]

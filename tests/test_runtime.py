@@ -11,7 +11,7 @@ from vera_mobile.cli import main
 from vera_mobile.errors import CheckpointError, InputError
 from vera_mobile.models.reference_encoder import EncoderRenderer
 from vera_mobile.photo_io import load_photo
-from vera_mobile.runtime.render import render_pixels
+from vera_mobile.render import render_pixels
 from vera_mobile.runtime.retoucher import Retoucher
 from vera_mobile.runtime.torch_backend import TorchRenderer
 

@@ -1,13 +1,30 @@
 """vera-mobile: on-device reasoning photo retouching (VeraRetouch-compatible).
 
     import vera_mobile
-    retoucher = vera_mobile.load("nano")          # a bundle, a checkpoint folder, a .pth or a built-in name
-    result = retoucher.retouch("photo.jpg", mode="auto")
+    retoucher = vera_mobile.load("nano")   # a bundle, a checkpoint folder, a .pth or a built-in name
+    result = retoucher.retouch("photo.jpg", vera_mobile.Request("auto"))
+
+The names below are imported on first use, so `import vera_mobile.develop` (or any other
+part) does not load the runtime.
 """
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 __version__ = "0.1.0"
 
-from .runtime.retoucher import Retoucher, RetouchResult, load  # noqa: E402  (after __version__: export reads it)
-from .prompts import Request  # noqa: E402
+_PUBLIC = {
+    "Request": "vera_mobile.prompts",
+    "Retoucher": "vera_mobile.runtime.retoucher",
+    "RetouchResult": "vera_mobile.runtime.retoucher",
+    "load": "vera_mobile.runtime.retoucher",
+}
+__all__ = ["__version__", *_PUBLIC]
 
-__all__ = ["Request", "RetouchResult", "Retoucher", "__version__", "load"]
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'vera_mobile' has no attribute {name!r}")
+    return getattr(import_module(_PUBLIC[name]), name)

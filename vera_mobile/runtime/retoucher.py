@@ -5,7 +5,7 @@
     result.save("out/photo.png")
 
 The same API serves every backend; this module wires a backend's methods to the shared
-generation loop (generation.py) and the shared tiled renderer (render.py).
+generation loop (generation.py) and the shared tiled renderer (vera_mobile/render.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ..plan import Plan, parse_plan
 from ..prompts import Request
 from ..tokenizer import Tokenizer
 from .generation import PlannerBackend, SamplingOptions, generate, prompt_embeddings
-from .render import DEFAULT_TILE, RendererBackend, render_pixels
+from ..render import DEFAULT_TILE, RendererBackend, render_pixels
 
 PhotoLike = Any  # a path, bytes, a PIL image or a loaded Photo
 # A planner checkpoint directory may hold the reference model under one of these names.
