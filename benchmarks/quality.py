@@ -44,6 +44,9 @@ from benchmarks.results import publish  # noqa: E402
 from vera_mobile.develop.photo import develop_pixels  # noqa: E402
 from vera_mobile.develop.synthesize import read_directions, read_records  # noqa: E402
 from vera_mobile.photo_io import load_photo  # noqa: E402
+from vera_mobile.prompts import Request  # noqa: E402
+from vera_mobile.runtime.generation import SamplingOptions  # noqa: E402
+from vera_mobile.runtime.result import RenderOptions  # noqa: E402
 from vera_mobile.runtime.retoucher import Retoucher  # noqa: E402
 
 TARGETS = {"auto_psnr_gain_db": 3.0, "auto_improved": 0.8, "param_delta_e": 3.0, "directions": 0.8}
@@ -79,14 +82,15 @@ def ensure_data(args: argparse.Namespace) -> Path:
     return data
 
 
-def evaluate(retoucher: Retoucher, records: list[dict], render: str, say) -> dict[str, list[dict]]:
+def evaluate(retoucher: Retoucher, records: list[dict], render: RenderOptions, say) -> dict[str, list[dict]]:
     rows: dict[str, list[dict]] = {"auto": [], "param": [], "style": [], "reference": []}
     examples = [r for r in records if r["mode"] in ("param", "style")]
     for i, record in enumerate(records):
         mode = record["mode"]
         source, answer = pixels(record["input"]), pixels(record["target"])
-        kwargs = {"prompt": record["prompt"]} if mode == "style" else {"params": record["sliders"]} if mode == "param" else {}
-        result = retoucher.retouch(record["input"], mode=mode, render=render, max_new_tokens=512, **kwargs)
+        request = Request(mode, prompt=record["prompt"] if mode == "style" else None,
+                          params=record["sliders"] if mode == "param" else None)
+        result = retoucher.retouch(record["input"], request, render=render, sampling=SamplingOptions(max_new_tokens=512))
         out = result.image
         row = {"psnr": psnr(out, answer), "delta_e": delta_e(out, answer),
                "psnr_input": psnr(source, answer), "delta_e_input": delta_e(source, answer),
@@ -103,7 +107,7 @@ def evaluate(retoucher: Retoucher, records: list[dict], render: str, say) -> dic
             if example is not None:
                 photo = source  # the untouched photo of this param/style record
                 want = develop_pixels(photo, example["sliders"])
-                got = retoucher.retouch(record["input"], mode="reference", render=render,
+                got = retoucher.retouch(record["input"], Request("reference"), render=render,
                                         reference=(example["input"], example["target"])).image
                 rows["reference"].append({"psnr": psnr(got, want), "delta_e": delta_e(got, want),
                                           "psnr_input": psnr(photo, want), "delta_e_input": delta_e(photo, want),
@@ -178,8 +182,8 @@ def main() -> None:
     records = read_records(data)[: args.limit]
     if any(r["split"] != "held_out" for r in records):
         sys.exit(f"{data}: contains training-split records; the quality benchmark needs held-out photos only")
-    retoucher = Retoucher.from_bundle(args.bundle, args.backend) if args.bundle else Retoucher.from_pretrained(args.model)
-    rows = evaluate(retoucher, records, args.render, lambda m: print(m, file=sys.stderr))
+    retoucher = Retoucher.load(args.bundle, args.backend) if args.bundle else Retoucher.load(args.model)
+    rows = evaluate(retoucher, records, RenderOptions(args.render), lambda m: print(m, file=sys.stderr))
     elapsed = time.perf_counter() - began
     what = f"bundle `{args.bundle}` on {args.backend}" if args.bundle else f"model `{args.model}` (PyTorch)"
     photos = sorted({r["photo"] for r in records})

@@ -12,6 +12,8 @@ from vera_mobile.bundle import SCHEMA_PATH, load_bundle
 from vera_mobile.cli import main
 from vera_mobile.errors import CheckpointError, InputError
 from vera_mobile.prompts import Request
+from vera_mobile.runtime.generation import SamplingOptions
+from vera_mobile.runtime.result import RenderOptions
 from vera_mobile.runtime.selfcheck import FLOAT_TOLERANCE, GOLDEN_TOKENS, HEAD_MASK, check_bundle, golden_hidden3
 
 
@@ -216,11 +218,11 @@ def test_renderer_only_bundle_runs_reference_mode_through_retoucher(tiny_checkpo
     out = tmp_path / "bundle"
     assert main(["export", "--model", str(tiny_checkpoint), "--reference", str(pth), "--targets", backend, "--quant", "fp32",
                  "--out", str(out)]) == 0
-    from_bundle = Retoucher.from_bundle(out, backend=backend)
+    from_bundle = Retoucher.load(out, backend=backend)
     assert "reference" in from_bundle.modes
-    reference = (sample_photo, sample_photo)
-    a = from_bundle.retouch(sample_photo, mode="reference", reference=reference, render="exact")
-    b = Retoucher.from_pretrained(pth).retouch(sample_photo, mode="reference", reference=reference, render="exact")
+    reference, exact = (sample_photo, sample_photo), RenderOptions("exact")
+    a = from_bundle.retouch(sample_photo, Request("reference"), reference=reference, render=exact)
+    b = Retoucher.load(pth).retouch(sample_photo, Request("reference"), reference=reference, render=exact)
     np.testing.assert_allclose(a.latent, b.latent, atol=1e-4, rtol=1e-4)
     assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 1
 
@@ -237,12 +239,13 @@ def test_bundle_retouches_like_the_torch_reference(tmp_path, sample_photo, backe
     manifest = load_bundle(out).manifest
     assert manifest["quantization"]["planner"] == {backend: "fp32"}
     jsonschema.validate(manifest, json.loads(SCHEMA_PATH.read_text()))
-    exported = Retoucher.from_bundle(out, backend=backend)
+    exported = Retoucher.load(out, backend=backend)
     assert exported.modes == ("auto", "style", "param")
-    reference = Retoucher.from_pretrained(checkpoint)
-    for mode, extra in (("auto", {}), ("param", {"params": {"Exposure2012": 20}})):
-        a = exported.retouch(sample_photo, mode=mode, max_new_tokens=12, render="exact", **extra)
-        b = reference.retouch(sample_photo, mode=mode, max_new_tokens=12, render="exact", **extra)
+    reference = Retoucher.load(checkpoint)
+    options = {"sampling": SamplingOptions(max_new_tokens=12), "render": RenderOptions("exact")}
+    for request in (Request("auto"), Request("param", params={"Exposure2012": 20})):
+        a = exported.retouch(sample_photo, request, **options)
+        b = reference.retouch(sample_photo, request, **options)
         assert a.raw_text == b.raw_text  # greedy text from fp32 artifacts identical to torch
         np.testing.assert_allclose(a.latent, b.latent, atol=1e-4)
         assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 1

@@ -4,6 +4,7 @@ import pytest
 
 from vera_mobile.describe import describe
 from vera_mobile.models.checkpoint import load_planner
+from vera_mobile.runtime.generation import SamplingOptions
 from vera_mobile.runtime.retoucher import Retoucher
 from vera_mobile.testing.synthetic import write_synthetic_checkpoint
 
@@ -26,7 +27,7 @@ def test_full_size_checkpoint_loads_with_zero_unexplained_keys(full_checkpoint):
 
 
 def test_full_size_auto_retouch(full_checkpoint, sample_photo):
-    result = Retoucher.from_pretrained(full_checkpoint).retouch(sample_photo, mode="auto", max_new_tokens=4)
+    result = Retoucher.load(full_checkpoint).retouch(sample_photo, sampling=SamplingOptions(max_new_tokens=4))
     assert result.latent.shape == (2688,)
     assert result.image.shape == (400, 600, 3)
 
@@ -42,5 +43,5 @@ def test_full_size_int4_bundle_reproduces_its_golden_vectors(full_checkpoint, tm
     assert check_bundle(out, "executorch") == {"renderer": [], "planner": []}
     decoder = inspect_planner_coreml(out / "planner_text_decoder.mlpackage")
     assert len(decoder["states"]) == 48 and decoder["compression"]["constexpr_blockwise_shift_scale"] == 24 * 7 + 1
-    result = Retoucher.from_bundle(out, "executorch").retouch(sample_photo, mode="auto", max_new_tokens=8)
+    result = Retoucher.load(out, "executorch").retouch(sample_photo, sampling=SamplingOptions(max_new_tokens=8))
     assert result.latent.shape == (2688,) and result.image.shape == (400, 600, 3)

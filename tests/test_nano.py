@@ -21,7 +21,7 @@ from vera_mobile.develop.photo import develop_pixels
 from vera_mobile.develop.synthesize import load_working_photo, read_directions
 from vera_mobile.errors import CheckpointError
 from vera_mobile.photo_io import load_photo
-from vera_mobile.prompts import VERA_ADDED_TOKENS
+from vera_mobile.prompts import VERA_ADDED_TOKENS, Request
 from vera_mobile.runtime.retoucher import Retoucher
 
 from conftest import skimage_photo
@@ -45,7 +45,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def nano():
-    return Retoucher.from_pretrained("nano")
+    return Retoucher.load("nano")
 
 
 HELD_OUT_PHOTO = "pexels-6963783.jpg"  # split "held_out" in scripts/fetch_photos.py's manifest
@@ -94,7 +94,7 @@ def test_a_missing_builtin_model_is_a_clear_error(monkeypatch, tmp_path):
 def test_auto_mode_names_and_fixes_the_exposure_of_a_held_out_photo(nano, held_out, degraded, exposure):
     original = load_photo(held_out / "original.png").pixels
     before = load_photo(held_out / f"{degraded}.png").pixels
-    result = nano.retouch(held_out / f"{degraded}.png", mode="auto")
+    result = nano.retouch(held_out / f"{degraded}.png")
     assert result.stop_reason == "eos" and not result.forced_retouch_tokens
     assert result.plan.problem_light and result.plan.plan_light and result.plan.plan_global_color
     assert read_directions(result.text)["exposure"] == exposure, result.text
@@ -104,7 +104,7 @@ def test_auto_mode_names_and_fixes_the_exposure_of_a_held_out_photo(nano, held_o
 def test_param_mode_follows_the_sliders(nano, held_out):
     params = {"Exposure2012": 25, "Saturation": -40}
     original = load_photo(held_out / "original.png").pixels
-    result = nano.retouch(held_out / "original.png", mode="param", params=params)
+    result = nano.retouch(held_out / "original.png", Request("param", params=params))
     expected = develop_pixels(original, params)
     assert delta_e(result.image, expected) < delta_e(original, expected) / 2
 
@@ -117,7 +117,7 @@ def test_reference_mode_imitates_an_example_edit(nano, held_out, tmp_path):
     Image.fromarray(example).save(tmp_path / "before.png")
     Image.fromarray(develop_pixels(example, params)).save(tmp_path / "after.png")
     original = load_photo(held_out / "original.png").pixels
-    result = nano.retouch(held_out / "original.png", mode="reference",
+    result = nano.retouch(held_out / "original.png", Request("reference"),
                           reference=(tmp_path / "before.png", tmp_path / "after.png"))
     expected = develop_pixels(original, params)
     assert delta_e(result.image, expected) < delta_e(original, expected) / 2
@@ -152,8 +152,8 @@ BACKEND_TOLERANCE = {"executorch": 3, "onnx": 6}
 @pytest.mark.parametrize("backend", ["executorch", "onnx"])
 def test_every_backend_retouches_like_pytorch(demo, nano, held_out, backend):
     """int8 bundle vs fp32 PyTorch: the same diagnosis, and a photo within a few levels."""
-    reference = nano.retouch(held_out / "under_warm.png", mode="auto")
-    result = Retoucher.from_bundle(demo / "bundle", backend=backend).retouch(held_out / "under_warm.png", mode="auto")
+    reference = nano.retouch(held_out / "under_warm.png")
+    result = Retoucher.load(demo / "bundle", backend=backend).retouch(held_out / "under_warm.png")
     assert result.stop_reason == "eos"
     assert read_directions(result.text) == read_directions(reference.text)
     difference = np.abs(result.image.astype(int) - reference.image.astype(int))

@@ -16,9 +16,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
+    "Cancelled": "vera_mobile.errors",
+    "PhotoLike": "vera_mobile.runtime.retoucher",
+    "RenderOptions": "vera_mobile.runtime.result",
     "Request": "vera_mobile.prompts",
+    "RetouchResult": "vera_mobile.runtime.result",
     "Retoucher": "vera_mobile.runtime.retoucher",
-    "RetouchResult": "vera_mobile.runtime.retoucher",
+    "SamplingOptions": "vera_mobile.runtime.generation",
+    "VeraError": "vera_mobile.errors",
     "load": "vera_mobile.runtime.retoucher",
 }
 __all__ = ["__version__", *_PUBLIC]
