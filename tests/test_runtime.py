@@ -281,3 +281,51 @@ def test_one_retouch_at_a_time_per_retoucher(retoucher, sample_photo):
         del planner.decode
     assert most[0] == 1
     assert results[0].raw_text == results[1].raw_text and np.array_equal(results[0].image, results[1].image)
+
+
+class PlannerSpy:
+    """Counts every call into a planner backend."""
+
+    def __init__(self, planner):
+        self.planner, self.calls = planner, 0
+
+    def __getattr__(self, name):
+        method = getattr(self.planner, name)
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return method(*args, **kwargs)
+
+        return counted if callable(method) else method
+
+
+@pytest.mark.parametrize("method", ["lut", "exact"])
+def test_rerender_equals_a_fresh_retouch_without_running_the_planner(retoucher, sample_photo, method):
+    spy = PlannerSpy(retoucher.planner)
+    retoucher.planner = spy
+    try:
+        full = retoucher.retouch(sample_photo, sampling=FOUR_TOKENS, render=RenderOptions(method))
+        planned = spy.calls
+        assert planned > 0
+        some = full.rerender(groups=(True, False, True), strength=0.6)
+        unchanged, none = full.rerender(strength=1.0), full.rerender(strength=0.0)
+        assert spy.calls == planned  # no planner call in any rerender
+        fresh = retoucher.retouch(sample_photo, sampling=FOUR_TOKENS,
+                                  render=RenderOptions(method, groups=(True, False, True), strength=0.6))
+    finally:
+        retoucher.planner = spy.planner
+    assert some.mask == fresh.mask == (1.0, 0.0, 1.0) and some.text == full.text
+    assert np.array_equal(some.latent, fresh.latent) and np.array_equal(some.image, fresh.image)
+    assert np.all(some.latent[64:128] == 0) and np.array_equal(some.latent[:64], full.latent[:64])
+    assert np.array_equal(unchanged.image, full.image)  # strength 1 is the full edit
+    assert np.array_equal(none.image, load_photo(sample_photo).pixels)  # strength 0 is the photo itself
+    assert not np.array_equal(some.image, full.image)
+    assert set(some.timings) == ({"lut_bake", "lut_apply", "total"} if method == "lut" else {"render", "total"})
+
+
+def test_render_options_are_checked():
+    with pytest.raises(InputError, match="groups must be three booleans"):
+        RenderOptions(groups=(True, False))
+    with pytest.raises(InputError, match="strength must be a number from 0 to 1"):
+        RenderOptions(strength=1.5)
+    assert RenderOptions(groups=[True, False, True]).groups == (True, False, True)

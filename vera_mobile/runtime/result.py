@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from contextlib import AbstractContextManager
 from typing import Any, Callable, Mapping, Sequence
@@ -17,11 +17,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..lut import DEFAULT_LUT_SIZE, MAX_LUT_SIZE, MIN_LUT_SIZE, apply_lut, bake_lut, write_cube
+from ..lut import DEFAULT_LUT_SIZE, MAX_LUT_SIZE, MIN_LUT_SIZE, apply_lut, bake_lut, lut_grid, write_cube
 from ..photo_io import Photo, save_photo
 from ..plan import Plan
 from ..prompts import Request
-from ..render import DEFAULT_TILE, RendererBackend, render_pixels
+from ..render import DEFAULT_TILE, RendererBackend, blend, render_pixels
 
 RENDER_METHODS = ("lut", "exact")
 DEFAULT_RENDER_METHOD = "lut"  # chosen from the measured LUT error (benchmarks/RESULTS.md)
@@ -40,8 +40,18 @@ class RenderOptions:
     method: str = DEFAULT_RENDER_METHOD
     lut_size: int = DEFAULT_LUT_SIZE
     tile: int = DEFAULT_TILE
+    groups: tuple[bool, bool, bool] = (True, True, True)  # lighting, global colour, specific colour
+    strength: float = 1.0  # 0: the photo as it was, 1: the full edit, between: a blend (`render.blend`)
 
     def __post_init__(self) -> None:
+        groups = tuple(self.groups) if isinstance(self.groups, (tuple, list)) else ()
+        if len(groups) != 3 or not all(isinstance(g, (bool, np.bool_)) for g in groups):
+            raise InputError(f"groups must be three booleans (lighting, global colour, specific colour), got {self.groups!r}")
+        object.__setattr__(self, "groups", tuple(bool(g) for g in groups))
+        if isinstance(self.strength, bool) or not isinstance(self.strength, (int, float)) or not (
+            0 <= self.strength <= 1
+        ):
+            raise InputError(f"strength must be a number from 0 to 1, got {self.strength!r}")
         if self.method not in RENDER_METHODS:
             raise InputError(f"render method must be one of {', '.join(RENDER_METHODS)}, got {self.method!r}")
         if isinstance(self.lut_size, bool) or not isinstance(self.lut_size, int) or not (
@@ -121,6 +131,23 @@ class RetouchResult:
     def num_tokens(self) -> int:
         return self.reasoning.num_tokens
 
+    def rerender(
+        self,
+        groups: Sequence[bool] | None = None,
+        strength: float | None = None,
+        *,
+        render: RenderOptions | None = None,
+    ) -> "RetouchResult":
+        """The same edit drawn again, without running the planner: other groups on or off (lighting,
+        global colour, specific colour), another strength, or other render options.
+
+        Drawn from the cached latent, so it equals a fresh retouch of the same photo with the same
+        options. With a LUT it takes a bake and an apply (milliseconds; benchmarks/RESULTS.md).
+        """
+        changes = {name: value for name, value in (("groups", groups), ("strength", strength)) if value is not None}
+        options = replace(render or self.render, **changes)
+        return draw(self.edit, self.source, options, self.reasoning, {})
+
     def save(self, path: str | Path, protect: Sequence[str | Path] = ()) -> Path:
         """Write the retouched photo atomically (sRGB profile, EXIF and alpha carried over)."""
         return save_photo(self.image, path, like=self.source, protect=protect)
@@ -142,6 +169,8 @@ class RetouchResult:
             "forced_retouch_tokens": list(self.forced_retouch_tokens),
             "stop_reason": self.stop_reason,
             "render": self.render.method,
+            "groups": list(self.render.groups),
+            "strength": self.render.strength,
             "num_tokens": self.num_tokens,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
@@ -156,21 +185,23 @@ def draw(
     progress: Progress | None = None,
 ) -> RetouchResult:
     """Render `source` with `edit` and build the finished result; `timings` gains the render stages."""
-    mask = edit.request.mask()
+    # The request's mask (param mode switches off untouched groups), then the groups asked for.
+    mask = tuple(kept * float(on) for kept, on in zip(edit.request.mask(), options.groups))
     latent = edit.masked(mask)
     mask_array = np.asarray(mask, np.float32)
     lut = None
     with edit.lock:
         clock = time.perf_counter()
         if options.method == "lut":
-            lut = bake_lut(edit.renderer, edit.renderer.condition(latent, mask_array), options.lut_size)
+            baked = bake_lut(edit.renderer, edit.renderer.condition(latent, mask_array), options.lut_size)
+            lut = blend(lut_grid(options.lut_size), baked, options.strength)
             timings["lut_bake"] = time.perf_counter() - clock
             clock = time.perf_counter()
             image = apply_lut(source.pixels, lut)
             timings["lut_apply"] = time.perf_counter() - clock
         else:
             image = render_pixels(edit.renderer, source.pixels, latent, mask_array, tile=options.tile,
-                                  progress=_pixel_counter(progress, source))
+                                  progress=_pixel_counter(progress, source), strength=options.strength)
             timings["render"] = time.perf_counter() - clock
     timings["total"] = math.fsum(v for k, v in timings.items() if k != "total")
     return RetouchResult(request=edit.request, image=image, latent=latent, mask=mask, render=options,
