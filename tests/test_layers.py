@@ -3,7 +3,7 @@
 Layers, lowest first (a module may import its own layer and the ones below):
 
 0. photo and format basics: errors, files, prompts, plan, photo_io, builtin, bundle, tokenizer,
-   render, lut (numpy, Pillow, tokenizers only);
+   render, lut, quiet (numpy, Pillow, tokenizers only);
 1. the develop engine, the torch models, the photo library (data);
 2. the runtime (backends, generation, Retoucher) and synthetic checkpoints (testing);
 3. training and `describe`;
@@ -24,7 +24,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "vera_mobile"
 LAYERS = {
     **dict.fromkeys(("errors", "files", "prompts", "plan", "photo_io", "builtin", "bundle", "tokenizer", "render",
-                     "lut"), 0),
+                     "lut", "quiet"), 0),
     **dict.fromkeys(("develop", "models", "data"), 1),
     **dict.fromkeys(("runtime", "testing"), 2),
     **dict.fromkeys(("training", "describe"), 3),

@@ -13,7 +13,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from .quiet import silence_known_noise
+
 __version__ = "0.1.0"
+silence_known_noise()  # before any part of the package imports torch, transformers or ExecuTorch
 
 _PUBLIC = {
     "Cancelled": "vera_mobile.errors",
