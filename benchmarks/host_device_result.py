@@ -91,7 +91,7 @@ def device() -> dict[str, str]:
 
 
 def run(bundle: Path) -> dict[str, Any]:
-    retoucher = Retoucher.from_bundle(bundle, backend="executorch")
+    retoucher = Retoucher.load(bundle, backend="executorch")
     manifest = retoucher.manifest
     if retoucher.planner is None:
         raise SystemExit(f"error: {bundle} has no ExecuTorch planner")

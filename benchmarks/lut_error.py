@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from vera_mobile.lut import apply_lut, bake_lut  # noqa: E402
 from vera_mobile.models.renderer import LATENT_DIM, ConditionalMLPDecoder  # noqa: E402
 from vera_mobile.photo_io import load_photo  # noqa: E402
-from vera_mobile.runtime.render import render_pixels  # noqa: E402
+from vera_mobile.render import render_pixels  # noqa: E402
 from vera_mobile.runtime.torch_backend import TorchRenderer  # noqa: E402
 
 PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg"]

@@ -65,7 +65,7 @@ def artifact_dir(work: Path, method: str) -> Path:
 
 def export_child(checkpoint: Path, work: Path, method: str) -> dict:
     """Export one method's planner artifacts into the cache (this process)."""
-    from export.bundle import export_planner
+    from vera_mobile.export.bundle import export_planner
     from vera_mobile.models.checkpoint import load_planner
 
     target, quant = METHODS[method]
@@ -181,7 +181,7 @@ def rendered_psnr(checkpoint: Path, latents: dict[str, np.ndarray]) -> dict[str,
     """PSNR of the sample photo rendered with each latent against the reference latent's render."""
     from vera_mobile.models.checkpoint import load_planner
     from vera_mobile.photo_io import load_photo
-    from vera_mobile.runtime.render import render_pixels
+    from vera_mobile.render import render_pixels
     from vera_mobile.runtime.torch_backend import TorchRenderer
 
     renderer = TorchRenderer(load_planner(checkpoint)[0].renderer)

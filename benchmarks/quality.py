@@ -56,6 +56,9 @@ from vera_mobile.develop.photo import develop_pixels  # noqa: E402
 from vera_mobile.develop.colour import srgb_decode, srgb_encode  # noqa: E402
 from vera_mobile.photo_io import load_photo  # noqa: E402
 from vera_mobile.plan import parse_plan  # noqa: E402
+from vera_mobile.prompts import Request  # noqa: E402
+from vera_mobile.runtime.generation import SamplingOptions  # noqa: E402
+from vera_mobile.runtime.result import RenderOptions  # noqa: E402
 from vera_mobile.runtime.retoucher import Retoucher  # noqa: E402
 from vera_mobile.training.synthesis import CAST_PROBES, KINDS, read_directions, read_records, says_no_problem  # noqa: E402
 
@@ -132,14 +135,15 @@ def ensure_data(args: argparse.Namespace) -> Path:
     return data
 
 
-def evaluate(retoucher: Retoucher, records: list[dict], render: str, say) -> dict[str, list[dict]]:
+def evaluate(retoucher: Retoucher, records: list[dict], render: RenderOptions, say) -> dict[str, list[dict]]:
     rows: dict[str, list[dict]] = {"auto": [], "clean": [], "param": [], "style": [], "reference": []}
     examples = [r for r in records if r["mode"] in ("param", "style")]
     for i, record in enumerate(records):
         mode = record["mode"]
         source, answer = pixels(record["input"]), pixels(record["target"])
-        kwargs = {"prompt": record["prompt"]} if mode == "style" else {"params": record["sliders"]} if mode == "param" else {}
-        result = retoucher.retouch(record["input"], mode=mode, render=render, max_new_tokens=512, **kwargs)
+        request = Request(mode, prompt=record["prompt"] if mode == "style" else None,
+                          params=record["sliders"] if mode == "param" else None)
+        result = retoucher.retouch(record["input"], request, render=render, sampling=SamplingOptions(max_new_tokens=512))
         out = result.image
         row = {"psnr": psnr(out, answer), "delta_e": delta_e(out, answer),
                "psnr_input": psnr(source, answer), "delta_e_input": delta_e(source, answer),
@@ -159,7 +163,7 @@ def evaluate(retoucher: Retoucher, records: list[dict], render: str, say) -> dic
             if example is not None:
                 photo = source  # the untouched photo of this param/style record
                 want = develop_pixels(photo, example["sliders"])
-                got = retoucher.retouch(record["input"], mode="reference", render=render,
+                got = retoucher.retouch(record["input"], Request("reference"), render=render,
                                         reference=(example["input"], example["target"])).image
                 rows["reference"].append({"psnr": psnr(got, want), "delta_e": delta_e(got, want),
                                           "psnr_input": psnr(photo, want), "delta_e_input": delta_e(photo, want),
@@ -226,7 +230,7 @@ def colour_sentence(text: str) -> str:
     return (parse_plan(text).problem_global_color or "").strip()
 
 
-def sensitivity(retoucher: Retoucher, records: list[dict], photos: int, render: str, work: Path, say) -> dict:
+def sensitivity(retoucher: Retoucher, records: list[dict], photos: int, render: RenderOptions, work: Path, say) -> dict:
     """A photo and its four cast copies: distinct colour-problem sentences, and the named cast."""
     from PIL import Image
 
@@ -235,11 +239,11 @@ def sensitivity(retoucher: Retoucher, records: list[dict], photos: int, render: 
     work.mkdir(parents=True, exist_ok=True)
     for i, path in enumerate(originals):
         photo = pixels(path)
-        sentences = [colour_sentence(retoucher.retouch(path, mode="auto", render=render).raw_text)]
+        sentences = [colour_sentence(retoucher.retouch(path, Request("auto"), render=render).raw_text)]
         for cast, sliders in CAST_PROBES.items():
             copy = work / f"sensitivity-{i}-{cast}.png"
             Image.fromarray(develop_pixels(photo, sliders)).save(copy)
-            text = retoucher.retouch(copy, mode="auto", render=render).raw_text
+            text = retoucher.retouch(copy, Request("auto"), render=render).raw_text
             sentences.append(colour_sentence(text))
             followed += read_directions(text)["cast"] == cast
             total += 1
@@ -322,10 +326,11 @@ def main() -> None:
     records = read_records(data)[: args.limit]
     if any(r["split"] != "held_out" for r in records):
         sys.exit(f"{data}: contains training-split records; the quality benchmark needs held-out photos only")
-    retoucher = Retoucher.from_bundle(args.bundle, args.backend) if args.bundle else Retoucher.from_pretrained(args.model)
+    retoucher = Retoucher.load(args.bundle, args.backend) if args.bundle else Retoucher.load(args.model)
     say = lambda m: print(m, file=sys.stderr)  # noqa: E731
-    rows = evaluate(retoucher, records, args.render, say)
-    sens = (sensitivity(retoucher, records, args.sensitivity_photos, args.render, Path(args.work), say)
+    render = RenderOptions(args.render)
+    rows = evaluate(retoucher, records, render, say)
+    sens = (sensitivity(retoucher, records, args.sensitivity_photos, render, Path(args.work), say)
             if args.sensitivity_photos else None)
     elapsed = time.perf_counter() - began
     what = f"bundle `{args.bundle}` on {args.backend}" if args.bundle else f"model `{args.model}` (PyTorch)"

@@ -286,8 +286,8 @@ def artifact_bytes(paths: list[Path]) -> int:
 
 
 def run_variant(variant: Variant, model, reference: Reference, args, work_dir: Path, say: Callable[[str], None]) -> Row:
-    from export.planner_executorch import RECIPES, export_text_decoder_executorch, quantize_language_model
-    from export.planner_onnx import export_text_decoder_onnx
+    from vera_mobile.export.planner_executorch import RECIPES, export_text_decoder_executorch, quantize_language_model
+    from vera_mobile.export.planner_onnx import export_text_decoder_onnx
 
     row = Row(variant)
     label = variant.key

@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vera_mobile.photo_io import load_photo  # noqa: E402
+from vera_mobile.runtime.generation import SamplingOptions  # noqa: E402
+from vera_mobile.runtime.result import RenderOptions  # noqa: E402
 from vera_mobile.runtime.retoucher import Retoucher  # noqa: E402
 from vera_mobile.testing.synthetic import write_synthetic_checkpoint  # noqa: E402
 
@@ -59,20 +61,21 @@ def main() -> None:
         )
 
     start = time.perf_counter()
-    retoucher = Retoucher.from_pretrained(checkpoint)
+    retoucher = Retoucher.load(checkpoint)
     load_s = time.perf_counter() - start
     model = retoucher.planner.model
     n_params = sum(p.numel() for p in model.parameters())
     photo = load_photo(photo_path)
-    result = retoucher.retouch(photo, mode="auto", max_new_tokens=args.tokens)
+    exact = RenderOptions("exact")
+    result = retoucher.retouch(photo, sampling=SamplingOptions(max_new_tokens=args.tokens), render=exact)
     t = result.timings
     rows = {
-        "Retoucher.from_pretrained (bf16 file → fp32)": f"{load_s:.2f} s ({n_params:,} parameters)",
+        "Retoucher.load (bf16 file → fp32)": f"{load_s:.2f} s ({n_params:,} parameters)",
         "photo": f"{photo.size[0]}x{photo.size[1]} ({photo.size[0] * photo.size[1] / 1e6:.1f} MP)",
         "vision tower + projector (1024²)": f"{t['vision']:.2f} s",
         f"prefill + decode of {result.num_tokens} tokens": f"{t['generate']:.2f} s ({result.num_tokens / t['generate']:.1f} tok/s)",
         "retouch head": f"{t['head'] * 1000:.1f} ms",
-        "renderer (exact, torch, 262,144-px tiles)": f"{t['render']:.2f} s",
+        f"renderer (exact, torch, {exact.tile:,}-px tiles)": f"{t['render']:.2f} s",
         "retouch total (excluding checkpoint load)": f"{t['total']:.2f} s",
         "peak RSS": f"{peak_rss_gib():.2f} GiB",
     }

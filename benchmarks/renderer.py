@@ -4,7 +4,7 @@ For each photo size (megapixels), in one run:
   - upstream-style eager: the photo as one [1,3,H,W] float tensor in [-1, 1], the reference
     ConditionalMLPDecoder in 262,144-pixel chunks (upstream's recommended `--chunk`), then clamp,
     ×255, round — what upstream's inference does, in fp32;
-  - exact: our folded renderer streamed in fixed tiles (vera_mobile.runtime.render.render_pixels)
+  - exact: our folded renderer streamed in fixed tiles (vera_mobile.render.render_pixels)
     on each backend (torch, executorch, onnx);
   - lut: condition + bake an S³ LUT, then apply it (Pillow Color3DLUT), reported separately.
 Each method runs in its own fresh Python process (this script with --child), so its peak RSS is
@@ -26,6 +26,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -61,14 +62,26 @@ def timed(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def exact_renderer(decoder, backend: str, workdir: Path):
+    """The renderer on one runtime: eager torch, or a renderer-only bundle exported into `workdir`."""
+    from vera_mobile.runtime.torch_backend import TorchRenderer
+
+    if backend == "torch":
+        return TorchRenderer(decoder)
+    from vera_mobile.export.bundle import export_renderer_bundle
+    from vera_mobile.runtime.retoucher import renderer_from_bundle
+
+    return renderer_from_bundle(export_renderer_bundle(decoder, backend, workdir), "renderer", backend)
+
+
 def run_child(method: str, megapixels: float, repeats: int, lut_size: int) -> dict:
     """Measure one method on one photo size in this process."""
     import torch
 
     from vera_mobile.lut import apply_lut, bake_lut
     from vera_mobile.models.renderer import ConditionalMLPDecoder
-    from vera_mobile.runtime.render import render_pixels
-    from vera_mobile.runtime.retoucher import renderer_for
+    from vera_mobile.render import render_pixels
+    from vera_mobile.runtime.torch_backend import TorchRenderer
 
     torch.manual_seed(0)
     decoder = ConditionalMLPDecoder().eval()
@@ -87,13 +100,14 @@ def run_child(method: str, megapixels: float, repeats: int, lut_size: int) -> di
         result["baseline_mib"] = peak_rss_mib()
         result["median_s"] = timed(eager, repeats)
     elif method.startswith("exact:"):
-        backend = renderer_for(decoder, method.split(":")[1])
-        render_pixels(backend, pixels[:8], latent, mask)  # warm up (first-call allocations)
-        result["tile"] = backend.tile
-        result["baseline_mib"] = peak_rss_mib()
-        result["median_s"] = timed(lambda: render_pixels(backend, pixels, latent, mask), repeats)
+        with tempfile.TemporaryDirectory(prefix="vera-renderer-") as workdir:
+            backend = exact_renderer(decoder, method.split(":")[1], Path(workdir))
+            render_pixels(backend, pixels[:8], latent, mask)  # warm up (first-call allocations)
+            result["tile"] = backend.tile
+            result["baseline_mib"] = peak_rss_mib()
+            result["median_s"] = timed(lambda: render_pixels(backend, pixels, latent, mask), repeats)
     else:
-        backend = renderer_for(decoder, "torch")
+        backend = TorchRenderer(decoder)
         result["baseline_mib"] = peak_rss_mib()
         result["bake_s"] = timed(lambda: bake_lut(backend, backend.condition(latent, mask), lut_size), repeats)
         lut = bake_lut(backend, backend.condition(latent, mask), lut_size)
@@ -113,7 +127,7 @@ def measure(method: str, megapixels: float, repeats: int, lut_size: int) -> dict
 
 def main() -> None:
     from vera_mobile.lut import DEFAULT_LUT_SIZE
-    from vera_mobile.runtime.render import DEFAULT_TILE
+    from vera_mobile.render import DEFAULT_TILE
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,12,48", help="photo sizes in megapixels")

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from vera_mobile import __version__
-from vera_mobile.bundle import MANIFEST_NAME, SCHEMA_VERSION, sha256_of
+from vera_mobile.bundle import MANIFEST_NAME, SCHEMA_VERSION, Bundle, sha256_of
 from vera_mobile.errors import InputError
 from vera_mobile.models.checkpoint import load_planner, safetensors_files
 from vera_mobile.models.folded_renderer import FoldedRenderer
 from vera_mobile.models.reference_checkpoint import load_encoder_renderer
-from vera_mobile.runtime.render import DEFAULT_TILE
+from vera_mobile.render import DEFAULT_TILE
 from vera_mobile.builtin import resolve_model
 from vera_mobile.runtime.retoucher import reference_checkpoint_in
 from vera_mobile.tokenizer import Tokenizer
@@ -119,6 +119,19 @@ def _renderer_artifacts(
          "precision": "float16" if "float16" in path.name else "float32"}
         for path in paths
     ]
+
+
+def export_renderer_bundle(decoder: Any, target: str, directory: Path) -> Bundle:
+    """A renderer-only bundle: one renderer exported for one target into `directory`, with its
+    manifest entries (in memory; there is no planner or tokenizer to write a full manifest for).
+
+    `vera_mobile.runtime.retoucher.renderer_from_bundle(bundle, "renderer", target)` runs it, for
+    benchmarks and tests that compare a bare renderer across runtimes.
+    """
+    folded = FoldedRenderer(decoder).eval()
+    directory.mkdir(parents=True, exist_ok=True)
+    artifacts = _renderer_artifacts(folded, 3 * decoder.latent_dim, target, directory, "renderer")
+    return Bundle(directory, {"artifacts": artifacts})
 
 
 def planner_methods(model: Any, max_seq_len: int) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from vera_mobile import photo_io, prompts
 from vera_mobile.lut import DEFAULT_LUT_SIZE
-from vera_mobile.runtime.render import DEFAULT_TILE
+from vera_mobile.render import DEFAULT_TILE
 
 
 def prompt_section() -> dict[str, Any]:

@@ -50,7 +50,7 @@ import onnx_ir as ir
 import torch
 from torch import nn
 
-from export.renderer import ONNX_OPSET, _step
+from .renderer import ONNX_OPSET, _step
 from vera_mobile.errors import InputError
 from vera_mobile.models.kv_decoder import PastKeyValueDecoder
 from vera_mobile.models.planner import VeraPlanner

@@ -62,7 +62,7 @@ def _get(document: dict, dotted: str):
 
 @pytest.fixture(scope="module")
 def bundle(tiny_checkpoint, tmp_path_factory) -> Path:
-    from export.bundle import export_bundle
+    from vera_mobile.export.bundle import export_bundle
 
     return export_bundle(tiny_checkpoint, tmp_path_factory.mktemp("app") / "bundle", targets=("executorch",),
                          quant="fp32")

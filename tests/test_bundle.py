@@ -10,8 +10,10 @@ import torch
 
 from vera_mobile.bundle import SCHEMA_PATH, load_bundle
 from vera_mobile.cli import main
-from vera_mobile.errors import CheckpointError
+from vera_mobile.errors import CheckpointError, InputError
 from vera_mobile.prompts import Request
+from vera_mobile.runtime.generation import SamplingOptions
+from vera_mobile.runtime.result import RenderOptions
 from vera_mobile.runtime.selfcheck import FLOAT_TOLERANCE, GOLDEN_TOKENS, HEAD_MASK, check_bundle, golden_hidden3
 
 
@@ -52,6 +54,19 @@ def test_golden_vectors_reproduce_on_each_runtime(bundle, backend, capsys):
     assert f"planner ({backend}): reproduces its golden vectors" in capsys.readouterr().out
 
 
+def test_load_runs_a_bundle_on_the_backend_asked_for(bundle, tmp_path):
+    import vera_mobile
+
+    default = vera_mobile.load(bundle)  # the first runtime the bundle has and this machine runs
+    assert type(default.renderer).__name__ == "ExecuTorchRenderer" and default.modes == ("auto", "style", "param")
+    onnx = vera_mobile.load(bundle, backend="onnx")
+    assert type(onnx.planner).__name__ == "OnnxPlanner" and type(onnx.renderer).__name__ == "OnnxRenderer"
+    with pytest.raises(InputError, match="runs on executorch or onnx, not torch"):
+        vera_mobile.load(bundle, backend="torch")
+    with pytest.raises(InputError, match="exported inside it"):
+        vera_mobile.load(bundle, reference=tmp_path / "encoder_renderer.pth")
+
+
 def test_planner_golden_records_are_recorded_per_target_and_agree(bundle, tiny_planner):
     golden = {g.get("target"): g for g in load_bundle(bundle).manifest["golden"] if g["component"] == "planner"}
     assert set(golden) == {"executorch", "onnx", "coreml"}
@@ -69,7 +84,7 @@ def test_planner_golden_records_are_recorded_per_target_and_agree(bundle, tiny_p
 
 
 def test_coreml_planner_entries_describe_the_packages(bundle):
-    from export.planner_coreml import inspect_planner_coreml
+    from vera_mobile.export.planner_coreml import inspect_planner_coreml
 
     entries = load_bundle(bundle).artifacts("planner", "coreml")
     assert sorted(e["path"] for e in entries) == [f"planner_{m}.mlpackage" for m in
@@ -87,7 +102,7 @@ def test_coreml_planner_entries_describe_the_packages(bundle):
 
 
 def test_coreml_recipe_can_be_chosen(tiny_checkpoint, tmp_path):
-    from export.planner_coreml import inspect_planner_coreml
+    from vera_mobile.export.planner_coreml import inspect_planner_coreml
 
     out = tmp_path / "palettized"
     assert main(["export", "--model", str(tiny_checkpoint), "--targets", "coreml", "--quant", "int4",
@@ -203,11 +218,11 @@ def test_renderer_only_bundle_runs_reference_mode_through_retoucher(tiny_checkpo
     out = tmp_path / "bundle"
     assert main(["export", "--model", str(tiny_checkpoint), "--reference", str(pth), "--targets", backend, "--quant", "fp32",
                  "--out", str(out)]) == 0
-    from_bundle = Retoucher.from_bundle(out, backend=backend)
+    from_bundle = Retoucher.load(out, backend=backend)
     assert "reference" in from_bundle.modes
-    reference = (sample_photo, sample_photo)
-    a = from_bundle.retouch(sample_photo, mode="reference", reference=reference, render="exact")
-    b = Retoucher.from_pretrained(pth).retouch(sample_photo, mode="reference", reference=reference, render="exact")
+    reference, exact = (sample_photo, sample_photo), RenderOptions("exact")
+    a = from_bundle.retouch(sample_photo, Request("reference"), reference=reference, render=exact)
+    b = Retoucher.load(pth).retouch(sample_photo, Request("reference"), reference=reference, render=exact)
     np.testing.assert_allclose(a.latent, b.latent, atol=1e-4, rtol=1e-4)
     assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 1
 
@@ -224,12 +239,13 @@ def test_bundle_retouches_like_the_torch_reference(tmp_path, sample_photo, backe
     manifest = load_bundle(out).manifest
     assert manifest["quantization"]["planner"] == {backend: "fp32"}
     jsonschema.validate(manifest, json.loads(SCHEMA_PATH.read_text()))
-    exported = Retoucher.from_bundle(out, backend=backend)
+    exported = Retoucher.load(out, backend=backend)
     assert exported.modes == ("auto", "style", "param")
-    reference = Retoucher.from_pretrained(checkpoint)
-    for mode, extra in (("auto", {}), ("param", {"params": {"Exposure2012": 20}})):
-        a = exported.retouch(sample_photo, mode=mode, max_new_tokens=12, render="exact", **extra)
-        b = reference.retouch(sample_photo, mode=mode, max_new_tokens=12, render="exact", **extra)
+    reference = Retoucher.load(checkpoint)
+    options = {"sampling": SamplingOptions(max_new_tokens=12), "render": RenderOptions("exact")}
+    for request in (Request("auto"), Request("param", params={"Exposure2012": 20})):
+        a = exported.retouch(sample_photo, request, **options)
+        b = reference.retouch(sample_photo, request, **options)
         assert a.raw_text == b.raw_text  # greedy text from fp32 artifacts identical to torch
         np.testing.assert_allclose(a.latent, b.latent, atol=1e-4)
         assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 1

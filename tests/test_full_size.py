@@ -4,6 +4,7 @@ import pytest
 
 from vera_mobile.describe import describe
 from vera_mobile.models.checkpoint import load_planner
+from vera_mobile.runtime.generation import SamplingOptions
 from vera_mobile.runtime.retoucher import Retoucher
 from vera_mobile.testing.synthetic import write_synthetic_checkpoint
 
@@ -26,7 +27,7 @@ def test_full_size_checkpoint_loads_with_zero_unexplained_keys(full_checkpoint):
 
 
 def test_full_size_auto_retouch(full_checkpoint, sample_photo):
-    result = Retoucher.from_pretrained(full_checkpoint).retouch(sample_photo, mode="auto", max_new_tokens=4)
+    result = Retoucher.load(full_checkpoint).retouch(sample_photo, sampling=SamplingOptions(max_new_tokens=4))
     assert result.latent.shape == (2688,)
     assert result.image.shape == (400, 600, 3)
 
@@ -34,13 +35,13 @@ def test_full_size_auto_retouch(full_checkpoint, sample_photo):
 def test_full_size_int4_bundle_reproduces_its_golden_vectors(full_checkpoint, tmp_path, sample_photo):
     """The default int4 bundle at full size (ExecuTorch 8da4w, Core ML int4-block32): every artifact
     written, ExecuTorch replays its golden vectors and retouches end to end (~15 min, ~8 GB RAM)."""
-    from export.bundle import export_bundle
-    from export.planner_coreml import inspect_planner_coreml
+    from vera_mobile.export.bundle import export_bundle
+    from vera_mobile.export.planner_coreml import inspect_planner_coreml
     from vera_mobile.runtime.selfcheck import check_bundle
 
     out = export_bundle(full_checkpoint, tmp_path / "bundle", ("executorch", "coreml"), quant="int4")
     assert check_bundle(out, "executorch") == {"renderer": [], "planner": []}
     decoder = inspect_planner_coreml(out / "planner_text_decoder.mlpackage")
     assert len(decoder["states"]) == 48 and decoder["compression"]["constexpr_blockwise_shift_scale"] == 24 * 7 + 1
-    result = Retoucher.from_bundle(out, "executorch").retouch(sample_photo, mode="auto", max_new_tokens=8)
+    result = Retoucher.load(out, "executorch").retouch(sample_photo, sampling=SamplingOptions(max_new_tokens=8))
     assert result.latent.shape == (2688,) and result.image.shape == (400, 600, 3)

@@ -28,7 +28,7 @@ from vera_mobile.lut import (
 )
 from vera_mobile.models.renderer import ConditionalMLPDecoder
 from vera_mobile.photo_io import load_photo, to_pixels
-from vera_mobile.runtime.render import render_pixels
+from vera_mobile.render import render_pixels
 from vera_mobile.runtime.torch_backend import TorchRenderer
 
 # Rows sum to 1 and entries are positive, so both functions below map [0, 1]³ into [0, 1]³.

@@ -22,7 +22,7 @@ from vera_mobile.plan import parse_plan
 from vera_mobile.training.synthesis import CAST_PROBES, load_working_photo, read_directions
 from vera_mobile.errors import CheckpointError
 from vera_mobile.photo_io import load_photo
-from vera_mobile.prompts import VERA_ADDED_TOKENS
+from vera_mobile.prompts import VERA_ADDED_TOKENS, Request
 from vera_mobile.runtime.retoucher import Retoucher
 
 from conftest import skimage_photo
@@ -46,7 +46,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def nano():
-    return Retoucher.from_pretrained("nano")
+    return Retoucher.load("nano")
 
 
 HELD_OUT_PHOTO = "pexels-6963783.jpg"  # split "held_out" in scripts/fetch_photos.py's manifest
@@ -95,7 +95,7 @@ def test_a_missing_builtin_model_is_a_clear_error(monkeypatch, tmp_path):
 def test_auto_mode_names_and_fixes_the_exposure_of_a_held_out_photo(nano, held_out, degraded, exposure):
     original = load_photo(held_out / "original.png").pixels
     before = load_photo(held_out / f"{degraded}.png").pixels
-    result = nano.retouch(held_out / f"{degraded}.png", mode="auto")
+    result = nano.retouch(held_out / f"{degraded}.png")
     assert result.stop_reason == "eos" and not result.forced_retouch_tokens
     assert result.plan.problem_light and result.plan.plan_light and result.plan.plan_global_color
     assert read_directions(result.raw_text)["exposure"] == exposure, result.raw_text
@@ -124,7 +124,7 @@ def test_auto_mode_sees_the_colour_cast_of_a_held_out_photo(nano, held_out):
 def test_param_mode_follows_the_sliders(nano, held_out):
     params = {"Exposure2012": 25, "Saturation": -40}
     original = load_photo(held_out / "original.png").pixels
-    result = nano.retouch(held_out / "original.png", mode="param", params=params)
+    result = nano.retouch(held_out / "original.png", Request("param", params=params))
     expected = develop_pixels(original, params)
     assert delta_e(result.image, expected) < delta_e(original, expected) / 2
 
@@ -137,7 +137,7 @@ def test_reference_mode_imitates_an_example_edit(nano, held_out, tmp_path):
     Image.fromarray(example).save(tmp_path / "before.png")
     Image.fromarray(develop_pixels(example, params)).save(tmp_path / "after.png")
     original = load_photo(held_out / "original.png").pixels
-    result = nano.retouch(held_out / "original.png", mode="reference",
+    result = nano.retouch(held_out / "original.png", Request("reference"),
                           reference=(tmp_path / "before.png", tmp_path / "after.png"))
     expected = develop_pixels(original, params)
     assert delta_e(result.image, expected) < delta_e(original, expected) / 2
@@ -172,8 +172,8 @@ BACKEND_TOLERANCE = {"executorch": 3, "onnx": 6}
 @pytest.mark.parametrize("backend", ["executorch", "onnx"])
 def test_every_backend_retouches_like_pytorch(demo, nano, held_out, backend):
     """int8 bundle vs fp32 PyTorch: the same diagnosis, and a photo within a few levels."""
-    reference = nano.retouch(held_out / "under_warm.png", mode="auto")
-    result = Retoucher.from_bundle(demo / "bundle", backend=backend).retouch(held_out / "under_warm.png", mode="auto")
+    reference = nano.retouch(held_out / "under_warm.png")
+    result = Retoucher.load(demo / "bundle", backend=backend).retouch(held_out / "under_warm.png")
     assert result.stop_reason == "eos"
     assert read_directions(result.raw_text) == read_directions(reference.raw_text)
     difference = np.abs(result.image.astype(int) - reference.image.astype(int))
@@ -182,7 +182,7 @@ def test_every_backend_retouches_like_pytorch(demo, nano, held_out, backend):
 
 def test_coreml_artifacts_of_the_nano_model_are_complete(demo):
     """Core ML cannot run on Linux: the packages are checked from their specs."""
-    from export.planner_coreml import inspect_planner_coreml
+    from vera_mobile.export.planner_coreml import inspect_planner_coreml
 
     manifest = json.loads((demo / "bundle" / "manifest.json").read_text())
     coreml = [a for a in manifest["artifacts"] if a["target"] == "coreml"]

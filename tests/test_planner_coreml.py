@@ -6,7 +6,7 @@ import torch
 
 pytest.importorskip("coremltools")
 
-from export.planner_coreml import (  # noqa: E402
+from vera_mobile.export.planner_coreml import (  # noqa: E402
     METHODS,
     RECIPES,
     CoreMLTextDecoder,

@@ -7,7 +7,7 @@ import torch
 
 pytest.importorskip("executorch")
 
-from export.planner_executorch import (  # noqa: E402
+from vera_mobile.export.planner_executorch import (  # noqa: E402
     RECIPES,
     VisionEncoderProgram,
     export_planner_executorch,

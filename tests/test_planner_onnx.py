@@ -17,8 +17,8 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-import export.planner_onnx as planner_onnx  # noqa: E402
-from export.planner_onnx import export_planner_onnx  # noqa: E402
+import vera_mobile.export.planner_onnx as planner_onnx  # noqa: E402
+from vera_mobile.export.planner_onnx import export_planner_onnx  # noqa: E402
 from vera_mobile.errors import CheckpointError, InputError  # noqa: E402
 from vera_mobile.models.checkpoint import load_planner  # noqa: E402
 from vera_mobile.prompts import Request  # noqa: E402

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("executorch")
 pytest.importorskip("onnxruntime")
 
-from export.renderer import (  # noqa: E402
+from vera_mobile.export.renderer import (  # noqa: E402
     export_renderer_coreml,
     export_renderer_executorch,
     export_renderer_onnx,
@@ -25,7 +25,7 @@ from vera_mobile.errors import CheckpointError, InputError  # noqa: E402
 from vera_mobile.models.folded_renderer import FoldedRenderer  # noqa: E402
 from vera_mobile.models.renderer import ConditionalMLPDecoder  # noqa: E402
 from vera_mobile.photo_io import load_photo  # noqa: E402
-from vera_mobile.runtime.render import render_flat, render_pixels  # noqa: E402
+from vera_mobile.render import render_flat, render_pixels  # noqa: E402
 from vera_mobile.runtime.renderer_backends import ExecuTorchRenderer, OnnxRenderer  # noqa: E402
 from vera_mobile.runtime.torch_backend import TorchRenderer  # noqa: E402
 
@@ -39,13 +39,6 @@ BACKENDS = ("executorch", "onnx")
 
 def make_decoder(seed: int, latent_dim: int, hidden_dims: tuple[int, ...]) -> ConditionalMLPDecoder:
     return random_renderer(latent_dim, hidden_dims, seed, spread=0.5)
-
-
-def export_backend(kind: str, folded: FoldedRenderer, out_dir) -> ExecuTorchRenderer | OnnxRenderer:
-    if kind == "executorch":
-        return ExecuTorchRenderer(export_renderer_executorch(folded, TILE, out_dir / "renderer.pte"))
-    paths = export_renderer_onnx(folded, TILE, out_dir)
-    return OnnxRenderer(paths["condition"], paths["render_points"])
 
 
 def control(latent_dim: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -107,11 +100,14 @@ def test_last_partial_tile_is_rendered(small_backend, small_folded):
 
 @pytest.mark.parametrize("kind", BACKENDS)
 def test_photo_parity_at_upstream_size(kind, sample_photo, tmp_path):
-    """The exported renderer gives the torch reference's pixels, within 1 level of 255."""
+    """The renderer of a renderer-only bundle gives the torch reference's pixels, within 1 level of 255."""
+    from vera_mobile.export.bundle import export_renderer_bundle
+    from vera_mobile.runtime.retoucher import renderer_from_bundle
+
     decoder = make_decoder(7, **UPSTREAM)
-    backend = export_backend(kind, FoldedRenderer(decoder).eval(), tmp_path)
+    backend = renderer_from_bundle(export_renderer_bundle(decoder, kind, tmp_path), "renderer", kind)
     pixels = load_photo(sample_photo).pixels
-    assert (pixels.shape[0] * pixels.shape[1]) % TILE != 0  # the last tile is partial
+    assert (pixels.shape[0] * pixels.shape[1]) % backend.tile != 0  # the last tile is partial
     latent, mask = control(UPSTREAM["latent_dim"])
 
     expected = render_pixels(TorchRenderer(decoder), pixels, latent, mask)
@@ -221,7 +217,7 @@ def test_missing_or_broken_files_are_refused(small_onnx, tmp_path):
 def test_pte_without_render_points_is_refused(small_folded, tmp_path):
     from executorch.exir import to_edge_transform_and_lower
 
-    from export.renderer import ConditionProgram
+    from vera_mobile.export.renderer import ConditionProgram
 
     latent = torch.zeros(1, 3 * SMALL["latent_dim"])
     with torch.no_grad():

@@ -10,12 +10,12 @@ import torch
 pytest.importorskip("executorch")
 pytest.importorskip("onnxruntime")
 
-from export.planner_executorch import (  # noqa: E402
+from vera_mobile.export.planner_executorch import (  # noqa: E402
     RECIPES,
     export_text_decoder_executorch,
     quantize_language_model,
 )
-from export.planner_onnx import export_text_decoder_onnx  # noqa: E402
+from vera_mobile.export.planner_onnx import export_text_decoder_onnx  # noqa: E402
 from vera_mobile.errors import InputError  # noqa: E402
 
 MAX_SEQ_LEN = 32

@@ -11,7 +11,7 @@ _MEASURE = r"""
 import json, resource, sys
 import numpy as np, torch
 from vera_mobile.models.renderer import ConditionalMLPDecoder
-from vera_mobile.runtime.render import render_pixels
+from vera_mobile.render import render_pixels
 from vera_mobile.runtime.torch_backend import TorchRenderer
 
 torch.set_num_threads(2)

@@ -17,6 +17,7 @@ from vera_mobile.models.fastvit import UPSTREAM_PREFIX, FastViTHD
 from vera_mobile.models.planner import VeraPlanner
 from vera_mobile.photo_io import load_photo, planner_view
 from vera_mobile.prompts import IMAGE_TOKEN_INDEX, RETOUCH_TOKENS, VERA_ADDED_TOKENS
+from vera_mobile.runtime.generation import SamplingOptions
 from vera_mobile.runtime.retoucher import Retoucher
 from vera_mobile.tokenizer import Tokenizer
 from vera_mobile.training import nano
@@ -105,9 +106,9 @@ def test_training_runs_resumes_and_writes_a_loadable_model(dataset, tmp_path, sa
                                                       ("planner", 2), ("planner", 3)]
     summary = json.loads((out / "training.json").read_text())
     assert summary["stages"]["planner"]["steps"] == 3 and summary["records"] == 9
-    retoucher = Retoucher.from_pretrained(out)
+    retoucher = Retoucher.load(out)
     assert retoucher.modes == ("auto", "style", "param", "reference")
-    result = retoucher.retouch(sample_photo, max_new_tokens=4)
+    result = retoucher.retouch(sample_photo, sampling=SamplingOptions(max_new_tokens=4))
     assert result.image.shape[2] == 3 and len(result.latent) == 3 * nano.HIDDEN
 
 

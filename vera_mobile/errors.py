@@ -19,3 +19,11 @@ class PhotoError(VeraError):
 
 class CheckpointError(VeraError):
     """A checkpoint or bundle is missing files, has unexpected tensors, or has wrong shapes."""
+
+
+class Cancelled(VeraError):
+    """Raise this from an `on_token` or `progress` callback to stop a retouch.
+
+    `Retoucher.retouch` lets it propagate: nothing is returned and nothing half-made is kept; the
+    retoucher is ready for the next call (every generation starts from a fresh K/V cache).
+    """

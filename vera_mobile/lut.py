@@ -26,7 +26,7 @@ from PIL import Image, ImageFilter
 from .errors import InputError
 from .files import write_text_atomic
 from .photo_io import to_pixels
-from .runtime.render import RendererBackend, render_flat
+from .render import RendererBackend, render_flat
 
 # Measured by benchmarks/lut_error.py (benchmarks/RESULTS.md) against exact rendering: 33 gives a
 # mean CIEDE2000 of 0.13 (p99 0.84), a 4x margin under the 0.5 target. 17 meets the target too, but

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError, InputError
+from ..quiet import native_noise_filtered
 
 REQUIRED_METHODS = (
     "vision_encoder", "token_embedding", "text_decoder_with_hidden", "retouch_head", "get_max_seq_len",
@@ -47,7 +48,8 @@ class ExecuTorchPlanner:
                 "export_planner_executorch"
             )
         self.path = path
-        self._methods = {name: program.load_method(name) for name in REQUIRED_METHODS}
+        with native_noise_filtered():  # XNNPACK's first load prints CPU probing lines
+            self._methods = {name: program.load_method(name) for name in REQUIRED_METHODS}
         # ExecuTorch's LLM convention: max_seq_len bounds one decoder call, max_context_len the K/V cache.
         self.max_call_len = int(self._methods["get_max_seq_len"].execute([])[0])
         self.max_seq_len = int(self._methods["get_max_context_len"].execute([])[0])

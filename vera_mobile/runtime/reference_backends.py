@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from ..errors import CheckpointError
+from ..quiet import native_noise_filtered
 from .onnx_session import open_onnx
 from .renderer_backends import _existing
 
@@ -30,7 +31,8 @@ class ExecuTorchReferenceEncoder:
             raise CheckpointError(f"ExecuTorch could not load {path}: {exc}") from exc
         if "encode" not in program.method_names:
             raise CheckpointError(f"{path} has no method encode (it has {', '.join(sorted(program.method_names))})")
-        self._encode = program.load_method("encode")
+        with native_noise_filtered():  # XNNPACK's first load prints CPU probing lines
+            self._encode = program.load_method("encode")
 
     def encode(self, before: np.ndarray, after: np.ndarray, mask: np.ndarray) -> np.ndarray:
         import torch  # the ExecuTorch Python runtime takes and returns torch tensors

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError, InputError
+from ..quiet import native_noise_filtered
 from .onnx_session import open_onnx
 
 Shape = tuple[int, ...]
@@ -101,8 +102,9 @@ class ExecuTorchRenderer(_FixedShapes):
             tuple(condition.output_tensor_meta(0).sizes()),
             [tuple(render.input_tensor_meta(i).sizes()) for i in range(render.num_inputs())],
         )
-        self._condition = self._program.load_method("condition")
-        self._render_points = self._program.load_method("render_points")
+        with native_noise_filtered():  # XNNPACK's first load prints CPU probing lines
+            self._condition = self._program.load_method("condition")
+            self._render_points = self._program.load_method("render_points")
 
     def condition(self, latent: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """[3L] latent + [3] mask → [bias_size] biases."""

@@ -13,8 +13,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from ..errors import InputError
-from ..photo_io import renderer_input, to_pixels
+from .errors import InputError
+from .photo_io import renderer_input, to_pixels
 
 DEFAULT_TILE = 65_536  # pixels per tile: 128 MiB of fp32 activations at the widest layer
 
@@ -50,6 +50,16 @@ def _render_tile(backend: RendererBackend, points: np.ndarray, biases: np.ndarra
     return backend.render_points(np.ascontiguousarray(points, dtype=np.float32), biases)[:count]
 
 
+def blend(original: np.ndarray, edited: np.ndarray, strength: float) -> np.ndarray:
+    """original + strength · (edited − original): an editor's "amount", from no edit (0) to the edit (1).
+
+    Both are float RGB in [0, 1]: pixels, or a LUT's grid colours and their edited colours.
+    """
+    if strength == 1:
+        return edited
+    return original + np.float32(strength) * (edited - original)
+
+
 def render_pixels(
     backend: RendererBackend,
     pixels: np.ndarray,
@@ -57,10 +67,12 @@ def render_pixels(
     mask: np.ndarray,
     tile: int = DEFAULT_TILE,
     progress: Callable[[int], None] | None = None,
+    strength: float = 1.0,
 ) -> np.ndarray:
     """Render an (H, W, 3) uint8/uint16 photo exactly; returns the same shape and dtype.
 
     Input scaling and output quantisation (clip, scale, round half to even) are upstream's.
+    `strength` blends each pixel's edited colour with its own (see `blend`).
     """
     if tile <= 0:
         raise InputError(f"tile must be a positive number of pixels, got {tile}")
@@ -70,9 +82,13 @@ def render_pixels(
     flat_in = pixels.reshape(-1, 3)
     out = np.empty_like(pixels)
     flat_out = out.reshape(-1, 3)
+    scale = np.float32(np.iinfo(pixels.dtype).max)
     for start in range(0, flat_in.shape[0], tile):
         chunk = flat_in[start:start + tile]
-        flat_out[start:start + tile] = to_pixels(_render_tile(backend, renderer_input(chunk), biases, tile), bit_depth)
+        colours = _render_tile(backend, renderer_input(chunk), biases, tile)
+        if strength != 1:
+            colours = blend(chunk.astype(np.float32) / scale, colours, strength)
+        flat_out[start:start + tile] = to_pixels(colours, bit_depth)
         if progress is not None:
             progress(chunk.shape[0])
     return out
