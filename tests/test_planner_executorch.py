@@ -9,11 +9,11 @@ pytest.importorskip("executorch")
 
 from export.planner_executorch import (  # noqa: E402
     RECIPES,
-    VisionEncoderProgram,
     export_planner_executorch,
     quantize_language_model,
     quantize_vision_encoder,
 )
+from export.planner_methods import VisionEncoder  # noqa: E402
 from vera_mobile.errors import CheckpointError, InputError  # noqa: E402
 from vera_mobile.models.checkpoint import load_planner  # noqa: E402
 from vera_mobile.models.kv_decoder import StaticCacheDecoder  # noqa: E402
@@ -233,7 +233,7 @@ def test_int8_vision_encoder_matches_its_eager_model_and_stays_close_to_fp32(pla
     features = ExecuTorchPlanner(path).encode_image(pixels)
     batch = torch.from_numpy(pixels)[None]
     with torch.no_grad():
-        eager = quantize_vision_encoder(VisionEncoderProgram(planner).eval(), batch)(batch)[0].numpy()
+        eager = quantize_vision_encoder(VisionEncoder(planner).eval(), batch)(batch)[0].numpy()
     assert cosine(features, eager) > 0.9999
     fp32_cosine = cosine(features, ExecuTorchPlanner(fp32_pte).encode_image(pixels))
     print(f"vision 8da8w: {path.stat().st_size} bytes, image-feature cosine to fp32 {fp32_cosine:.5f}")
