@@ -28,32 +28,24 @@ from vera_mobile.render import DEFAULT_TILE
 from vera_mobile.builtin import resolve_model
 from vera_mobile.runtime.retoucher import reference_checkpoint_in
 from vera_mobile.tokenizer import Tokenizer
+from vera_mobile.targets import (
+    CONTEXT_LENGTH,
+    COREML_RECIPES,
+    COREML_RENDERER_PRECISIONS,
+    DEFAULT_PRECISION,
+    EXECUTORCH_OPTIONS,
+    EXPORT_TARGETS,
+    PLANNER_METHOD_IO,
+    PLANNER_RECIPES,
+    PRECISIONS,
+    REFERENCE_PRECISION_NOTE,
+    RENDERER_PRECISION_NOTE,
+)
 
 from .manifest import preprocessing_section, prompt_section, renderer_section
 from .reference import VIEW_SIZE, export_reference_coreml, export_reference_executorch, export_reference_onnx
 from .renderer import export_renderer_coreml, export_renderer_executorch, export_renderer_onnx
 
-TARGETS = ("executorch", "onnx", "coreml")
-QUANT = ("fp32", "int4", "int8")  # planner weight precision; the renderer stays float
-# int8 by default: the only quantized recipe within 10 % of fp32 perplexity on a real pretrained LM
-# (SmolLM2-135M: 8da8w +0.3 %, every 4-bit recipe +56 % or more; benchmarks/RESULTS.md).
-DEFAULT_QUANT = "int8"
-# How each precision is realised per target: ExecuTorch needs dynamic-activation recipes
-# (its weight-only int4/int8 lowering computes garbage); ONNX Runtime has int4 MatMulNBits.
-PLANNER_RECIPES = {
-    "executorch": {"fp32": "fp32", "int4": "8da4w-emb4", "int8": "8da8w"},
-    "onnx": {"fp32": "fp32", "int4": "int4", "int8": "int8"},
-    # Core ML computes in fp16 (its states are fp16 only); "palettize4" is available by name.
-    "coreml": {"fp32": "fp16", "int4": "int4-block32", "int8": "int8-channel"},
-}
-# Options of the ExecuTorch export per bundle precision (see export_planner_executorch). Group 32:
-# on SmolLM2-135M it matched group 64's perplexity with a closer eager twin (benchmarks/RESULTS.md).
-EXECUTORCH_OPTIONS: dict[str, dict[str, Any]] = {
-    "fp32": {},
-    "int4": {"group_size": 32, "vision": "8da8w"},
-    "int8": {"vision": "8da8w"},
-}
-MAX_SEQ_LEN = 2048  # 256 image tokens + a ~150-token prompt + up to 1024 new tokens, with room
 Progress = Callable[[str], None]
 
 
@@ -110,7 +102,7 @@ def _renderer_artifacts(
         paths = list(dict.fromkeys(export_renderer_onnx(folded, DEFAULT_TILE, staging, prefix=component).values()))
     else:
         paths = [
-            path for precision in ("float16", "float32")
+            path for precision in COREML_RENDERER_PRECISIONS
             for path in dict.fromkeys(export_renderer_coreml(folded, DEFAULT_TILE, staging, precision, prefix=component).values())
         ]
     methods = renderer_methods(latent_size, folded.bias_size, DEFAULT_TILE)
@@ -135,19 +127,23 @@ def export_renderer_bundle(decoder: Any, target: str, directory: Path) -> Bundle
 
 
 def planner_methods(model: Any, max_seq_len: int) -> dict[str, Any]:
+    """The manifest's method entries: names from PLANNER_METHOD_IO, shapes and dtypes from the model."""
     config = model.config
     hidden, size = config.hidden_size, config.vision.image_size
-    return {
-        "vision_encoder": {"inputs": [_io("pixels", [1, 3, size, size])],
-                           "outputs": [_io("image_embeds", [1, config.vision.num_patches, hidden])]},
-        "token_embedding": {"inputs": [_io("input_ids", [1, "tokens"], "int64")],
-                            "outputs": [_io("inputs_embeds", [1, "tokens", hidden])]},
-        "text_decoder": {"inputs": [_io("inputs_embeds", [1, "tokens", hidden]), _io("input_pos", ["tokens"], "int64")],
-                         "outputs": [_io("logits", [1, int(config.text["vocab_size"])]), _io("hidden", [1, hidden])],
-                         "max_seq_len": max_seq_len},
-        "retouch_head": {"inputs": [_io("hidden3", [1, 3, hidden]), _io("mask", [1, 3])],
-                         "outputs": [_io("latent", [1, 3 * config.latent_dim])]},
+    shapes = {  # per method: (shape, dtype) of each input, then of each output
+        "vision_encoder": ([([1, 3, size, size], "float32")], [([1, config.vision.num_patches, hidden], "float32")]),
+        "token_embedding": ([([1, "tokens"], "int64")], [([1, "tokens", hidden], "float32")]),
+        "text_decoder": ([([1, "tokens", hidden], "float32"), (["tokens"], "int64")],
+                         [([1, int(config.text["vocab_size"])], "float32"), ([1, hidden], "float32")]),
+        "retouch_head": ([([1, 3, hidden], "float32"), ([1, 3], "float32")], [([1, 3 * config.latent_dim], "float32")]),
     }
+    methods: dict[str, Any] = {}
+    for name, (input_names, output_names) in PLANNER_METHOD_IO.items():
+        inputs, outputs = shapes[name]
+        methods[name] = {"inputs": [_io(n, *io) for n, io in zip(input_names, inputs, strict=True)],
+                         "outputs": [_io(n, *io) for n, io in zip(output_names, outputs, strict=True)]}
+    methods["text_decoder"]["max_seq_len"] = max_seq_len
+    return methods
 
 
 def export_planner(
@@ -165,12 +161,12 @@ def export_planner(
     recipe = recipe or PLANNER_RECIPES[target][quant]
     directory.mkdir(parents=True, exist_ok=True)
     if target == "coreml":
-        return recipe, export_planner_coreml(model, directory, recipe, MAX_SEQ_LEN, progress=progress)
+        return recipe, export_planner_coreml(model, directory, recipe, CONTEXT_LENGTH, progress=progress)
     if target == "executorch":
-        path = export_planner_executorch(model, directory / "planner.pte", recipe, MAX_SEQ_LEN, progress=progress,
+        path = export_planner_executorch(model, directory / "planner.pte", recipe, CONTEXT_LENGTH, progress=progress,
                                          **EXECUTORCH_OPTIONS[quant])
         return recipe, {"planner": path}
-    graphs = export_planner_onnx(model, directory, MAX_SEQ_LEN, recipe, progress=progress)
+    graphs = export_planner_onnx(model, directory, CONTEXT_LENGTH, recipe, progress=progress)
     for name, path in list(graphs.items()):
         weights = path.with_name(path.name + ".data")
         if weights.is_file():  # external weights of a graph over 1 GiB
@@ -184,7 +180,7 @@ def _planner_artifacts(
     """Manifest entries of one target's planner; ONNX's decoder takes past/present K/V instead of
     input_pos, Core ML's keeps its K/V in states and takes int32 ids and positions."""
     recipe, files = export_planner(model, target, quant, staging, say, recipe)
-    methods = planner_methods(model, MAX_SEQ_LEN)
+    methods = planner_methods(model, CONTEXT_LENGTH)
     entry = {"component": "planner", "target": target, "recipe": recipe}
     if target == "executorch":
         # The stock runner aborts on a second decoder output, so the hidden state has its own method.
@@ -200,7 +196,7 @@ def _planner_artifacts(
             graph["inputs"] = [{**io, "dtype": "int32"} if io["dtype"] == "int64" else io for io in graph["inputs"]]
             if name == "text_decoder":
                 text = model.config.text
-                shape = [text["num_key_value_heads"], MAX_SEQ_LEN, model.config.hidden_size // text["num_attention_heads"]]
+                shape = [text["num_key_value_heads"], CONTEXT_LENGTH, model.config.hidden_size // text["num_attention_heads"]]
                 graph["states"] = [_io(f"{kind}_cache_{i}", shape, "float16")
                                    for i in range(text["num_hidden_layers"]) for kind in "kv"]
         elif name == "text_decoder":
@@ -255,9 +251,9 @@ def _reference_artifact(model: Any, latent_size: int, target: str, staging: Path
 def export_bundle(
     model_dir: str | Path,
     out: str | Path,
-    targets: tuple[str, ...] = TARGETS,
+    targets: tuple[str, ...] = EXPORT_TARGETS,
     reference: str | Path | None = None,
-    quant: str = DEFAULT_QUANT,
+    quant: str = DEFAULT_PRECISION,
     progress: Progress | None = None,
     coreml_recipe: str | None = None,
 ) -> Path:
@@ -269,14 +265,12 @@ def export_bundle(
     model_dir, out = resolve_model(model_dir), Path(out)
     if reference is None:
         reference = reference_checkpoint_in(model_dir)
-    unknown = [t for t in targets if t not in TARGETS]
+    unknown = [t for t in targets if t not in EXPORT_TARGETS]
     if unknown or not targets:
-        raise InputError(f"unknown export target(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(TARGETS)}")
-    if quant not in QUANT:
-        raise InputError(f"unknown planner precision {quant!r}; choose from {', '.join(QUANT)}")
+        raise InputError(f"unknown export target(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(EXPORT_TARGETS)}")
+    if quant not in PRECISIONS:
+        raise InputError(f"unknown planner precision {quant!r}; choose from {', '.join(PRECISIONS)}")
     if coreml_recipe is not None:
-        from .planner_coreml import RECIPES as COREML_RECIPES
-
         if coreml_recipe not in COREML_RECIPES:
             raise InputError(f"unknown Core ML planner recipe {coreml_recipe!r}; choose from {', '.join(COREML_RECIPES)}")
     if out.exists() and any(out.iterdir()):
@@ -330,8 +324,7 @@ def export_bundle(
             "preprocessing": preprocessing_section(model.config.vision.image_size),
             "renderer": renderer_section(folded.bias_size, model.config.latent_dim),
             "quantization": {"planner": {a["target"]: a["recipe"] for a in artifacts if a["component"] == "planner"},
-                             "renderer": "fp32 (ExecuTorch, ONNX); fp16 and fp32 (Core ML)",
-                             "reference": "fp32 (ExecuTorch, ONNX); fp16 (Core ML)"},
+                             "renderer": RENDERER_PRECISION_NOTE, "reference": REFERENCE_PRECISION_NOTE},
             "artifacts": artifacts,
             "golden": golden,
         }

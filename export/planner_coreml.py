@@ -63,19 +63,16 @@ from vera_mobile.errors import InputError
 from vera_mobile.models.kv_decoder import StaticCacheDecoder, rms_norm
 from vera_mobile.models.planner import VeraPlanner
 
-from .planner_executorch import (
-    DEFAULT_MAX_SEQ_LEN,
-    RetouchHeadProgram,
-    TokenEmbeddingProgram,
-    VisionEncoderProgram,
-    _step,
-)
+from vera_mobile.targets import COREML_BLOCK_SIZE as BLOCK_SIZE
+from vera_mobile.targets import COREML_PALETTE_GROUP as PALETTE_GROUP
+from vera_mobile.targets import COREML_RECIPES as RECIPES
+from vera_mobile.targets import CONTEXT_LENGTH, PLANNER_METHOD_IO
+
+from . import planner_methods
+from .planner_executorch import _step
 from .renderer import _program_facts, load_mlprogram_spec
 
-RECIPES = ("fp16", "int4-block32", "palettize4", "int8-channel")
 METHODS = ("vision_encoder", "token_embedding", "text_decoder", "retouch_head")
-BLOCK_SIZE = 32  # int4-block32: input channels per scale
-PALETTE_GROUP = 16  # palettize4: output channels per look-up table
 COMPRESSION_OPS = ("constexpr_blockwise_shift_scale", "constexpr_lut_to_dense")
 
 
@@ -129,20 +126,18 @@ def exported_programs(model: VeraPlanner, max_seq_len: int) -> dict[str, torch.e
     """
     from torch.export import Dim
 
-    config = model.config
-    size, hidden = config.vision.image_size, config.hidden_size
     seq = Dim("seq", min=1, max=max_seq_len)
     language_model = model.language_model
     two = torch.arange(2, dtype=torch.int32)
+    # (module, example inputs, dynamic shapes); the decoder is Core ML's own form (its cache in states).
     programs = {
-        "vision_encoder": (VisionEncoderProgram(model), (torch.full((1, 3, size, size), 0.5),), None),
-        "token_embedding": (
-            TokenEmbeddingProgram(language_model.model.embed_tokens), (two[None],), ({1: seq},)
-        ),
+        "vision_encoder": planner_methods.vision_encoder(model)[:3],
+        "token_embedding": planner_methods.token_embedding(language_model, max_seq_len, torch.int32)[:3],
         "text_decoder": (
-            CoreMLTextDecoder(language_model, max_seq_len), (torch.zeros(1, 2, hidden), two), ({1: seq}, {0: seq})
+            CoreMLTextDecoder(language_model, max_seq_len), (torch.zeros(1, 2, model.config.hidden_size), two),
+            ({1: seq}, {0: seq}),
         ),
-        "retouch_head": (RetouchHeadProgram(model), (torch.zeros(1, 3, hidden), torch.ones(1, 3)), None),
+        "retouch_head": planner_methods.retouch_head(model)[:3],
     }
     exported = {}
     for name, (module, inputs, dynamic_shapes) in programs.items():
@@ -152,20 +147,7 @@ def exported_programs(model: VeraPlanner, max_seq_len: int) -> dict[str, torch.e
     return exported
 
 
-# Names of the converted programs' inputs and outputs (the ExecuTorch bundle's names).
-_INPUTS = {
-    "vision_encoder": ("pixels",),
-    "token_embedding": ("input_ids",),
-    "text_decoder": ("inputs_embeds", "input_pos"),
-    "retouch_head": ("hidden3", "mask"),
-}
 _INT_INPUTS = {"input_ids", "input_pos"}
-_OUTPUTS = {
-    "vision_encoder": ("image_embeds",),
-    "token_embedding": ("inputs_embeds",),
-    "text_decoder": ("logits", "hidden"),
-    "retouch_head": ("latent",),
-}
 
 
 def _convert(name: str, program: torch.export.ExportedProgram) -> Any:
@@ -185,9 +167,9 @@ def _convert(name: str, program: torch.export.ExportedProgram) -> Any:
         # unset, an fp16 program gets fp16 inputs, which cannot hold token ids past 2048.
         inputs=[
             ct.TensorType(name=input_name, dtype=np.int32 if input_name in _INT_INPUTS else np.float32)
-            for input_name in _INPUTS[name]
+            for input_name in PLANNER_METHOD_IO[name][0]
         ],
-        outputs=[ct.TensorType(name=output, dtype=np.float32) for output in _OUTPUTS[name]],
+        outputs=[ct.TensorType(name=output, dtype=np.float32) for output in PLANNER_METHOD_IO[name][1]],
         states=states,
         convert_to="mlprogram",
         minimum_deployment_target=ct.target.iOS18,
@@ -228,7 +210,7 @@ def export_planner_coreml(
     model: VeraPlanner,
     out_dir: str | os.PathLike,
     recipe: str = "fp16",
-    max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
+    max_seq_len: int = CONTEXT_LENGTH,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Path]:
     """Write `planner_<method>.mlpackage` for the four methods; returns {method: package path}.

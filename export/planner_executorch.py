@@ -10,10 +10,11 @@ Methods (ExecuTorch's multimodal names, `extension/llm/runner/constants.h`):
     get_max_seq_len, get_max_context_len, get_bos_id, get_eos_ids, get_vocab_size,
     use_kv_cache, use_sdpa_with_kv_cache, enable_dynamic_shape   (constants the runner reads)
 
-T is dynamic: up to `get_max_seq_len` tokens per decoder call (the image tokens or 256, whichever
-is more; longer prompts are prefilled in chunks, as ExecuTorch's runners do) into a K/V cache of
-`get_max_context_len` positions. Why two decoder methods: the stock runner's decode step aborts
-the process unless `text_decoder` returns exactly one output (`MultimodalDecoderRunner::decode`:
+T is dynamic: up to `get_max_seq_len` tokens per decoder call (the image tokens or
+vera_mobile.targets.MAX_CALL_TOKENS, whichever is more; longer prompts are prefilled in chunks,
+as ExecuTorch's runners do) into a K/V cache of `get_max_context_len` positions. Why two decoder
+methods: the stock runner's decode step aborts the process unless `text_decoder` returns exactly
+one output (`MultimodalDecoderRunner::decode`:
 "More then one output returned from executing LLM."), and our generation loop needs the hidden
 state as well. Both methods are the same graph over the same K/V buffers, which are planned once
 and shared between methods (`share_mutable_buffers`), so a sequence may mix them freely.
@@ -53,7 +54,6 @@ import copy
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -62,26 +62,12 @@ from torch import nn
 
 from vera_mobile.errors import InputError
 from vera_mobile.models.kv_decoder import StaticCacheDecoder
-from vera_mobile.models.planner import VeraPlanner, retouch_latent
+from vera_mobile.models.planner import VeraPlanner
+from vera_mobile.targets import CONTEXT_LENGTH, EXECUTORCH_GROUP_SIZE, MAX_CALL_TOKENS, ExecuTorchRecipe
+from vera_mobile.targets import EXECUTORCH_RECIPES as RECIPES
+from vera_mobile.targets import EXECUTORCH_VISION_RECIPES as VISION_RECIPES
 
-DEFAULT_MAX_SEQ_LEN = 1024
-PREFILL_CHUNK = 256  # default bound on the tokens of one decoder call (see _language_model_programs)
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How the language model's linears and token embedding are stored (None: fp32)."""
-
-    linear: str | None  # "8da4w" or "8da8w"
-    embedding_bits: int | None  # 8 (per row) or 4 (grouped)
-
-
-RECIPES = {
-    "fp32": Recipe(linear=None, embedding_bits=None),
-    "8da4w": Recipe(linear="8da4w", embedding_bits=8),
-    "8da4w-emb4": Recipe(linear="8da4w", embedding_bits=4),
-    "8da8w": Recipe(linear="8da8w", embedding_bits=8),
-}
+from . import planner_methods
 
 
 @contextmanager
@@ -99,24 +85,6 @@ def _step(what: str, progress: Callable[[str], None] | None = None) -> Iterator[
 # --- The programs --------------------------------------------------------------------------------
 
 
-class VisionEncoderProgram(nn.Module):
-    def __init__(self, model: VeraPlanner) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.model.encode_image(pixels)
-
-
-class TokenEmbeddingProgram(nn.Module):
-    def __init__(self, embed_tokens: nn.Module) -> None:
-        super().__init__()
-        self.embed_tokens = embed_tokens
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.embed_tokens(ids)
-
-
 class TextDecoderProgram(nn.Module):
     """The static-cache decoder, returning logits only or logits and hidden state.
 
@@ -131,21 +99,6 @@ class TextDecoderProgram(nn.Module):
     def forward(self, embeds: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         logits, hidden = self.decoder(embeds, input_pos)
         return (logits, hidden) if self.with_hidden else logits
-
-
-class RetouchHeadProgram(nn.Module):
-    """The retouch head and mask; `head` replaces the model's own (a quantized copy)."""
-
-    def __init__(self, model: VeraPlanner, head: nn.Module | None = None) -> None:
-        super().__init__()
-        self.head = head if head is not None else model.retouch_head
-        self.latent_dim = model.config.latent_dim
-
-    def forward(self, hidden3: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return retouch_latent(self.head, hidden3, mask, self.latent_dim)
-
-
-VISION_RECIPES = ("fp32", "8da8w")
 
 
 class _Program(NamedTuple):
@@ -173,7 +126,7 @@ def _check_group_size(language_model: nn.Module, group_size: int | None) -> None
         )
 
 
-def quantize_language_model(language_model: nn.Module, recipe: Recipe, group_size: int | None) -> nn.Module:
+def quantize_language_model(language_model: nn.Module, recipe: ExecuTorchRecipe, group_size: int | None) -> nn.Module:
     """A quantized copy of the Qwen2 model (the caller's model is left untouched).
 
     `group_size` is the int4 group width; None stores int4 weights per channel (one scale per
@@ -277,22 +230,19 @@ def _export_programs(
     head: nn.Module,
     progress: Callable[[str], None] | None,
 ) -> dict[str, torch.export.ExportedProgram]:
-    config = model.config
-    size, hidden = config.vision.image_size, config.hidden_size
-    pixels = torch.full((1, 3, size, size), 0.5)
-    vision_encoder = VisionEncoderProgram(model).eval()
+    vision_encoder = planner_methods.vision_encoder(model)
     if vision == "8da8w":
         with _step("quantizing the vision encoder (8da8w)", progress):
-            vision_encoder = quantize_vision_encoder(vision_encoder, pixels)
+            quantized = quantize_vision_encoder(vision_encoder.module, *vision_encoder.inputs)
+        vision_encoder = planner_methods.vision_encoder(model, quantized)
+    retouch_head = planner_methods.retouch_head(model, head)
     text = _language_model_programs(
         language_model, max_seq_len, ("text_decoder", "text_decoder_with_hidden"), max_call_len
     )
     programs = {
-        "vision_encoder": _Program(vision_encoder, (pixels,)),
+        "vision_encoder": _Program(vision_encoder.module, vision_encoder.inputs),
         **text,
-        "retouch_head": _Program(
-            RetouchHeadProgram(model, head).eval(), (torch.zeros(1, 3, hidden), torch.ones(1, 3))
-        ),
+        "retouch_head": _Program(retouch_head.module, retouch_head.inputs),
     }
     return _run_torch_export(programs, "planner", progress)
 
@@ -308,19 +258,13 @@ def _language_model_programs(
     """
     from torch.export import Dim
 
-    tokens = Dim("tokens", min=1, max=max_seq_len)
     seq = Dim("seq", min=1, max=max_call_len)
     hidden = language_model.config.hidden_size
     decoder = StaticCacheDecoder(language_model, max_seq_len).eval()
     decoder_inputs = (torch.zeros(1, 2, hidden), torch.arange(2))
     decoder_shapes = ({1: seq}, {0: seq})
-    programs = {
-        "token_embedding": _Program(
-            TokenEmbeddingProgram(language_model.model.embed_tokens).eval(),
-            (torch.zeros(1, 2, dtype=torch.long),),
-            ({1: tokens},),
-        )
-    }
+    embedding = planner_methods.token_embedding(language_model, max_seq_len)
+    programs = {"token_embedding": _Program(embedding.module, embedding.inputs, embedding.dynamic_shapes)}
     for name in decoders:
         # strict=True for the K/V-cache decoder: the tracing mode this project validated for in-place buffer writes.
         programs[name] = _Program(
@@ -348,8 +292,8 @@ def export_planner_executorch(
     model: VeraPlanner,
     path: str | os.PathLike,
     recipe: str = "fp32",
-    max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
-    group_size: int | None = 32,
+    max_seq_len: int = CONTEXT_LENGTH,
+    group_size: int | None = EXECUTORCH_GROUP_SIZE,
     progress: Callable[[str], None] | None = None,
     vision: str = "fp32",
     max_call_len: int | None = None,
@@ -360,7 +304,7 @@ def export_planner_executorch(
     8da8w), `vision` the vision encoder's ("fp32" or "8da8w"). `group_size` is the int4 group
     width (8da4w linears, 4-bit embeddings; None: per channel); int8 weights are per row.
     `max_seq_len` is the K/V cache length, `max_call_len` the most tokens one decoder call takes
-    (default: the image tokens or PREFILL_CHUNK, whichever is more, so the stock runner can
+    (default: the image tokens or MAX_CALL_TOKENS, whichever is more, so the stock runner can
     prefill an image in one call). `progress` receives a line per export step. The file is
     written only once complete.
     """
@@ -379,7 +323,7 @@ def export_planner_executorch(
 
 def _call_length(max_call_len: int | None, max_seq_len: int, image_tokens: int = 0) -> int:
     if max_call_len is None:
-        return min(max_seq_len, max(PREFILL_CHUNK, image_tokens))
+        return min(max_seq_len, max(MAX_CALL_TOKENS, image_tokens))
     if not isinstance(max_call_len, int) or isinstance(max_call_len, bool) or not 2 <= max_call_len <= max_seq_len:
         raise InputError(f"max_call_len must be an integer from 2 to max_seq_len ({max_seq_len}), got {max_call_len!r}")
     return max_call_len
@@ -389,8 +333,8 @@ def export_text_decoder_executorch(
     language_model: nn.Module,
     path: str | os.PathLike,
     recipe: str = "fp32",
-    max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
-    group_size: int | None = 32,
+    max_seq_len: int = CONTEXT_LENGTH,
+    group_size: int | None = EXECUTORCH_GROUP_SIZE,
     progress: Callable[[str], None] | None = None,
 ) -> Path:
     """Write a causal LM's decoder alone as a `.pte` lowered to XNNPACK; returns its path.

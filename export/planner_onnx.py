@@ -50,15 +50,16 @@ import onnx_ir as ir
 import torch
 from torch import nn
 
+from . import planner_methods
 from .renderer import ONNX_OPSET, _step
 from vera_mobile.errors import InputError
 from vera_mobile.models.kv_decoder import PastKeyValueDecoder
 from vera_mobile.models.planner import VeraPlanner
 from vera_mobile.runtime.onnx_planner import GRAPH_IO, MAX_SEQ_LEN_KEY
+from vera_mobile.targets import CONTEXT_LENGTH, ONNX_RECIPES
+from vera_mobile.targets import ONNX_INT4_BLOCK_SIZE as INT4_BLOCK_SIZE
 
-Quant = Literal["fp32", "int4", "int8"]
-DEFAULT_MAX_SEQ_LEN = 2048  # 256 image tokens + a prompt of ~150 + up to 1024 new tokens, with room to spare
-INT4_BLOCK_SIZE = 32
+Quant = Literal["fp32", "int4", "int8"]  # ONNX_RECIPES, for type checkers
 INT4_SYMMETRIC = False
 INT4_TENSOR_OPSET = 21  # the first opset with int4 tensors, which GatherBlockQuantized's table is
 # A protobuf file cannot exceed 2 GB; graphs whose weights pass this size keep them in `<name>.onnx.data`.
@@ -68,56 +69,17 @@ EXTERNAL_DATA_BYTES = 1 << 30
 # --- The graphs ---------------------------------------------------------------------------------
 
 
-class VisionEncoderGraph(nn.Module):
-    """pixels [1, 3, S, S] in [0, 1] -> image embeddings [1, N, H] (vision tower + projector)."""
-
-    def __init__(self, model: VeraPlanner) -> None:
-        super().__init__()
-        self.vision_tower, self.projector = model.vision_tower, model.projector
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.vision_tower(pixels))
-
-
-class TokenEmbeddingGraph(nn.Module):
-    """input_ids [1, T] -> inputs_embeds [1, T, H]."""
-
-    def __init__(self, model: VeraPlanner | nn.Module) -> None:
-        """`model`: the planner or a causal language model."""
-        super().__init__()
-        language_model = model.language_model if isinstance(model, VeraPlanner) else model
-        self.embed_tokens = language_model.model.embed_tokens
-
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.embed_tokens(input_ids)
-
-
-class RetouchHeadGraph(nn.Module):
-    """hidden3 [1, 3, H] + mask [1, 3] -> latent [1, 3H], as `VeraPlanner.latent`."""
-
-    def __init__(self, model: VeraPlanner) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, hidden3: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.model.latent(hidden3, mask)
-
-
 class _Graph(NamedTuple):
     module: nn.Module
     inputs: tuple[torch.Tensor, ...]  # examples; the names are runtime/onnx_planner.py's GRAPH_IO
-    dynamic_shapes: tuple[dict[int, torch.export.Dim] | None, ...]
+    dynamic_shapes: tuple[dict[int, torch.export.Dim] | None, ...] | None
 
 
 def _graphs(model: VeraPlanner, max_seq_len: int) -> dict[str, _Graph]:
-    config = model.config
-    hidden, size = config.hidden_size, config.vision.image_size
     return {
-        "vision_encoder": _Graph(VisionEncoderGraph(model).eval(), (torch.rand(1, 3, size, size),), (None,)),
+        "vision_encoder": _Graph(*planner_methods.vision_encoder(model)[:3]),
         **_language_model_graphs(model.language_model, max_seq_len),
-        "retouch_head": _Graph(
-            RetouchHeadGraph(model).eval(), (torch.randn(1, 3, hidden), torch.ones(1, 3)), (None, None)
-        ),
+        "retouch_head": _Graph(*planner_methods.retouch_head(model)[:3]),
     }
 
 
@@ -130,9 +92,7 @@ def _language_model_graphs(language_model: nn.Module, max_seq_len: int) -> dict[
     tokens = torch.export.Dim("tokens", min=1, max=max_seq_len)
     past = torch.export.Dim("past", min=0, max=max_seq_len - 1)
     return {
-        "token_embedding": _Graph(
-            TokenEmbeddingGraph(language_model).eval(), (torch.zeros(1, 3, dtype=torch.int64),), ({1: tokens},)
-        ),
+        "token_embedding": _Graph(*planner_methods.token_embedding(language_model, max_seq_len)[:3]),
         "text_decoder": _Graph(
             decoder,
             (torch.randn(1, 3, hidden), torch.randn(cache_shape), torch.randn(cache_shape)),
@@ -147,7 +107,7 @@ def _language_model_graphs(language_model: nn.Module, max_seq_len: int) -> dict[
 def export_planner_onnx(
     model: VeraPlanner,
     out_dir: str | os.PathLike,
-    max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
+    max_seq_len: int = CONTEXT_LENGTH,
     quant: Quant = "fp32",
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Path]:
@@ -163,7 +123,7 @@ def export_planner_onnx(
 def export_text_decoder_onnx(
     language_model: nn.Module,
     out_dir: str | os.PathLike,
-    max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
+    max_seq_len: int = CONTEXT_LENGTH,
     quant: Quant = "fp32",
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Path]:
@@ -178,8 +138,8 @@ def export_text_decoder_onnx(
 
 
 def _check_arguments(model: nn.Module, max_seq_len: int, quant: str, how: str) -> None:
-    if quant not in ("fp32", "int4", "int8"):
-        raise InputError(f"ONNX planner recipe must be 'fp32', 'int4' or 'int8', got {quant!r}")
+    if quant not in ONNX_RECIPES:
+        raise InputError(f"unknown ONNX planner recipe {quant!r}; choose one of: {', '.join(ONNX_RECIPES)}")
     if not isinstance(max_seq_len, int) or max_seq_len < 2:
         raise InputError(f"max_seq_len must be an integer of at least 2, got {max_seq_len!r}")
     dtype = next(model.parameters()).dtype

@@ -81,7 +81,7 @@ def canary(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def onnx_bundle(tiny_checkpoint, tmp_path_factory) -> Path:
     """One small fp32 ONNX bundle (built with the export toolchain), copied per case."""
-    from export.bundle import export_bundle
+    from vera_mobile.export.bundle import export_bundle
 
     return export_bundle(tiny_checkpoint, tmp_path_factory.mktemp("hostile-bundle") / "bundle", ("onnx",), quant="fp32")
 

@@ -270,7 +270,7 @@ def cmd_develop(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from export.bundle import export_bundle
+    from .export.bundle import export_bundle
 
     targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
     start = time.perf_counter()
@@ -312,7 +312,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: retouch the sample photo with the built-in model, export it, retouch again on-device style."""
     import numpy as np
 
-    from export.bundle import export_bundle
+    from .export.bundle import export_bundle
 
     from .bundle import load_bundle
     from .photo_io import load_photo

@@ -1,0 +1,119 @@
+"""Export targets, quantization recipes and sequence lengths: the facts every exporter, the
+manifest writer, the CLI and the docs share, written once.
+
+Plain data and no imports beyond the standard library, so the runtime may read it too without
+pulling in the toolchain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXPORT_TARGETS = ("executorch", "onnx", "coreml")
+
+# The planner's methods with their input and output names, the same on every target (ONNX's
+# decoder adds past/present K/V tensors, Core ML's keeps its cache in states).
+PLANNER_METHOD_IO = {
+    "vision_encoder": (("pixels",), ("image_embeds",)),
+    "token_embedding": (("input_ids",), ("inputs_embeds",)),
+    "text_decoder": (("inputs_embeds", "input_pos"), ("logits", "hidden")),
+    "retouch_head": (("hidden3", "mask"), ("latent",)),
+}
+
+# --- Sequence lengths ------------------------------------------------------------------------------
+
+# K/V cache slots of every exported planner (ExecuTorch, ONNX, Core ML): 256 image tokens, a
+# ~150-token prompt and up to 1024 new tokens, with room to spare. ExecuTorch calls it
+# get_max_context_len.
+CONTEXT_LENGTH = 2048
+# The most tokens one ExecuTorch decoder call takes (get_max_seq_len in ExecuTorch's runners), at
+# least the image tokens: longer prompts are prefilled in chunks. It bounds the decoder's working
+# memory. ONNX and Core ML decoders take any call length up to CONTEXT_LENGTH.
+MAX_CALL_TOKENS = 256
+
+# --- Bundle precision ------------------------------------------------------------------------------
+
+# `vera-mobile export --quant`: the planner's weights. The renderer and reference encoder stay float.
+PRECISIONS = ("fp32", "int4", "int8")
+DEFAULT_PRECISION = "int8"
+# The one measured claim behind the default (benchmarks/RESULTS.md, "Quantization fidelity").
+INT8_FIDELITY_CLAIM = (
+    "int8 is the only quantized precision within 10 % of fp32 perplexity on a real pretrained LM "
+    "(SmolLM2-135M: ExecuTorch 8da8w +0.3 %, ONNX dynamic int8 +3.6 %; every 4-bit recipe +37 % or more)"
+)
+
+# How each precision is realised per target. ExecuTorch needs dynamic-activation recipes (its
+# weight-only int4/int8 lowering computes garbage); ONNX Runtime has int4 MatMulNBits; Core ML
+# computes in fp16 (its states are fp16 only).
+PLANNER_RECIPES = {
+    "executorch": {"fp32": "fp32", "int4": "8da4w-emb4", "int8": "8da8w"},
+    "onnx": {"fp32": "fp32", "int4": "int4", "int8": "int8"},
+    "coreml": {"fp32": "fp16", "int4": "int4-block32", "int8": "int8-channel"},
+}
+
+# --- ExecuTorch (XNNPACK) ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExecuTorchRecipe:
+    """How an ExecuTorch planner stores its language model (None: fp32).
+
+    `linear` covers every linear of the decoder, lm_head included: "8da4w" / "8da8w" = int8
+    dynamic activations with int4 (grouped) / int8 (per channel) weights. `embedding_bits` is the
+    token embedding, weight-only: 8 per row or 4 per group. Whenever `linear` is set, the retouch
+    head's linears are 8da8w too; the vision encoder has its own choice (EXECUTORCH_VISION_RECIPES).
+    """
+
+    linear: str | None
+    embedding_bits: int | None
+
+
+EXECUTORCH_RECIPES = {
+    "fp32": ExecuTorchRecipe(linear=None, embedding_bits=None),
+    "8da4w": ExecuTorchRecipe(linear="8da4w", embedding_bits=8),
+    "8da4w-emb4": ExecuTorchRecipe(linear="8da4w", embedding_bits=4),
+    "8da8w": ExecuTorchRecipe(linear="8da8w", embedding_bits=8),
+}
+EXECUTORCH_VISION_RECIPES = ("fp32", "8da8w")  # 8da8w: int8 dynamic activations x int8 per-channel convs/linears
+# Group 32: on SmolLM2-135M it matched group 64's perplexity with a closer eager twin (benchmarks/RESULTS.md).
+EXECUTORCH_GROUP_SIZE = 32
+# The ExecuTorch export options of each bundle precision.
+EXECUTORCH_OPTIONS: dict[str, dict[str, object]] = {
+    "fp32": {},
+    "int4": {"group_size": EXECUTORCH_GROUP_SIZE, "vision": "8da8w"},
+    "int8": {"vision": "8da8w"},
+}
+
+# --- ONNX Runtime ----------------------------------------------------------------------------------
+
+# Recipe -> what it does. The vision encoder and the retouch head stay fp32 in every recipe.
+ONNX_RECIPES = {
+    "fp32": "as exported",
+    "int4": "decoder MatMuls, lm_head and the token embedding as uint4 MatMulNBits / GatherBlockQuantized, "
+            "block 32, asymmetric",
+    "int8": "decoder MatMuls and lm_head as dynamic int8 (per-channel QInt8 weights); embedding fp32",
+}
+ONNX_INT4_BLOCK_SIZE = 32
+
+# --- Core ML ---------------------------------------------------------------------------------------
+
+# Recipe -> what it does. Weights only (the decoder's linears, lm_head and the token embedding);
+# the vision encoder, the retouch head, norms and RoPE tables stay fp16.
+COREML_RECIPES = {
+    "fp16": "fp16 weights and compute everywhere",
+    "int4-block32": "symmetric int4, one fp16 scale per block of 32 input channels",
+    "palettize4": "4-bit look-up tables, one 16-entry table per group of 16 output channels",
+    "int8-channel": "symmetric int8, one fp16 scale per output channel",
+}
+COREML_BLOCK_SIZE = 32  # int4-block32: input channels per scale
+COREML_PALETTE_GROUP = 16  # palettize4: output channels per look-up table
+# Precisions of the Core ML renderer packages; inputs and outputs stay float32 at either.
+COREML_RENDERER_PRECISIONS = ("float16", "float32")
+
+# What the manifest says about the float components.
+RENDERER_PRECISION_NOTE = "fp32 (ExecuTorch, ONNX); fp16 and fp32 (Core ML)"
+REFERENCE_PRECISION_NOTE = "fp32 (ExecuTorch, ONNX); fp16 (Core ML)"
+
+# --- Loading a checkpoint in PyTorch -----------------------------------------------------------------
+
+CHECKPOINT_DTYPES = ("float32", "bfloat16", "float16")
