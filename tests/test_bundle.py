@@ -249,3 +249,20 @@ def test_bundle_retouches_like_the_torch_reference(tmp_path, sample_photo, backe
         assert a.raw_text == b.raw_text  # greedy text from fp32 artifacts identical to torch
         np.testing.assert_allclose(a.latent, b.latent, atol=1e-4)
         assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 1
+
+    # The CLI runs the same bundle: `retouch --model BUNDLE --backend ...` against the checkpoint on torch,
+    # and --groups/--strength give what rerender gives in Python.
+    cli_options = ["--render", "exact", "--max-new-tokens", "12", "--groups", "1,0,1", "--strength", "0.5"]
+    assert main(["retouch", str(sample_photo), "--model", str(out), "--backend", backend,
+                 "--out", str(tmp_path / "cli-bundle"), *cli_options]) == 0
+    assert main(["retouch", str(sample_photo), "--model", str(checkpoint), "--out", str(tmp_path / "cli-torch"),
+                 *cli_options]) == 0
+    from vera_mobile.photo_io import load_photo
+
+    stem = sample_photo.stem
+    on_bundle = load_photo(tmp_path / "cli-bundle" / f"{stem}.png").pixels.astype(int)
+    on_torch = load_photo(tmp_path / "cli-torch" / f"{stem}.png").pixels.astype(int)
+    assert np.abs(on_bundle - on_torch).max() <= 1
+    assert (tmp_path / "cli-bundle" / f"{stem}.txt").read_text() == (tmp_path / "cli-torch" / f"{stem}.txt").read_text()
+    redrawn = reference.retouch(sample_photo, **options).rerender(groups=(True, False, True), strength=0.5)
+    assert np.abs(redrawn.image.astype(int) - on_torch).max() == 0

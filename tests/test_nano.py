@@ -114,7 +114,7 @@ def test_auto_mode_sees_the_colour_cast_of_a_held_out_photo(nano, held_out):
     for cast, sliders in {"none": {}, **CAST_PROBES}.items():
         path = held_out / f"cast-{cast}.png"
         Image.fromarray(develop_pixels(original, sliders) if sliders else original).save(path)
-        raw = nano.retouch(path, mode="auto").raw_text
+        raw = nano.retouch(path).raw_text
         sentences.append(parse_plan(raw).problem_global_color)
         named[cast] = read_directions(raw)["cast"]
     assert len(set(sentences)) == len(sentences), sentences

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from vera_mobile.runtime.generation import SamplingOptions
 from vera_mobile.runtime.retoucher import Retoucher
 from vera_mobile.testing.synthetic import write_synthetic_checkpoint
 
@@ -28,7 +29,7 @@ def features_and_latent(retoucher: Retoucher, photo) -> tuple[np.ndarray, np.nda
     encode = retoucher.planner.encode_image
     retoucher.planner.encode_image = lambda pixels: seen.append(encode(pixels)) or seen[-1]
     try:
-        result = retoucher.retouch(photo, mode="auto", max_new_tokens=4)
+        result = retoucher.retouch(photo, sampling=SamplingOptions(max_new_tokens=4))
     finally:
         del retoucher.planner.encode_image
     assert len(seen) == 1

@@ -22,7 +22,10 @@ from .errors import InputError, VeraError
 from .files import OutputSet, check_target, write_text_atomic
 from .jsonfile import read_json_object
 from .prompts import MODES, PLANNER_MODES, Request, params_mask, validate_params
-from .runtime.retoucher import DEFAULT_RENDER, RENDER_MODES, RENDERER_BACKENDS
+from .runtime.result import DEFAULT_RENDER_METHOD as DEFAULT_RENDER, RENDER_METHODS as RENDER_MODES
+from .runtime.retoucher import BACKENDS
+from .targets import (CHECKPOINT_DTYPES, COREML_RECIPES, DEFAULT_PRECISION, EXPORT_TARGETS, INT8_FIDELITY_CLAIM,
+                      PLANNER_RECIPES, PRECISIONS)
 
 SAMPLE_PHOTO = Path(__file__).parent / "assets" / "sample_coffee.jpg"
 
@@ -195,15 +198,29 @@ def _run_batch(photos: Sequence[str], targets: Sequence[Path], skip: Sequence[st
     return 2 if failed else 0
 
 
+def _groups(text: str) -> tuple[bool, bool, bool]:
+    """--groups: three 0/1 flags for lighting, global colour and specific colour, e.g. "1,0,1"."""
+    flags = [f.strip() for f in text.split(",")]
+    if len(flags) != 3 or any(f not in ("0", "1") for f in flags):
+        raise InputError(f"--groups {text!r}: give three 0/1 flags (lighting, global colour, specific colour), e.g. 1,0,1")
+    return tuple(f == "1" for f in flags)  # type: ignore[return-value]
+
+
 def cmd_retouch(args: argparse.Namespace) -> int:
-    from .runtime.generation import check_sampling
+    from .lut import DEFAULT_LUT_SIZE
+    from .runtime.generation import SamplingOptions, check_sampling
+    from .runtime.result import RenderOptions
     from .runtime.retoucher import Retoucher
 
     # Everything the user gave is checked here, once, before a model is loaded.
     params = _read_params(args.params)
-    Request(mode=args.mode, prompt=args.prompt, params=params)
+    request = Request(mode=args.mode, prompt=args.prompt, params=params)
     check_sampling(args.max_new_tokens, args.temperature, args.top_p, args.seed)
+    sampling = SamplingOptions(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+                               seed=args.seed)
     _check_lut_size(args.render, args.lut_size)
+    render = RenderOptions(args.render, args.lut_size or DEFAULT_LUT_SIZE, groups=_groups(args.groups),
+                           strength=args.strength)
     reference = None
     if args.mode == "reference":
         if not (args.ref_before and args.ref_after):
@@ -224,17 +241,14 @@ def cmd_retouch(args: argparse.Namespace) -> int:
         raise InputError(f"--model {args.model}: no such built-in model, checkpoint folder or file")
     unreadable = _check_photos(args.photos)
 
-    retoucher = Retoucher.from_pretrained(model, dtype=args.dtype, renderer_backend=args.backend)
+    retoucher = Retoucher.load(model, backend=args.backend, dtype=args.dtype)
     stream = (lambda piece: print(piece, end="", flush=True)) if args.stream else None
 
     def one(photo: str, target: Path) -> str:
         stages = StageProgress(skip=("reasoning",) if stream else ())
         try:
-            result = retoucher.retouch(
-                photo, mode=args.mode, prompt=args.prompt, params=params, reference=reference,
-                on_token=stream, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                top_p=args.top_p, seed=args.seed, progress=stages, render=args.render, lut_size=args.lut_size,
-            )
+            result = retoucher.retouch(photo, request, reference=reference, sampling=sampling, render=render,
+                                       on_token=stream, progress=stages)
         finally:
             stages.close()
             if stream:
@@ -316,20 +330,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from .bundle import load_bundle
     from .photo_io import load_photo
+    from .runtime.generation import SamplingOptions
     from .runtime.retoucher import Retoucher
 
     out = Path(args.out)
     on_device_target = out / "executorch" / f"{SAMPLE_PHOTO.stem}.png"
     _check_outputs([on_device_target], _retouch_suffixes("auto", DEFAULT_RENDER), [str(SAMPLE_PHOTO)], args.overwrite)
+    torch_target = out / f"{SAMPLE_PHOTO.stem}.png"
+    _check_outputs([torch_target], _retouch_suffixes("auto", DEFAULT_RENDER), [str(SAMPLE_PHOTO)], args.overwrite)
+    sampling = SamplingOptions(max_new_tokens=args.max_new_tokens)
+    stream = lambda piece: print(piece, end="", flush=True)  # noqa: E731
+
     print(f"[1/3] {SAMPLE_PHOTO.name}, auto mode, model {args.model} (PyTorch); reasoning:", file=sys.stderr)
-    status = cmd_retouch(argparse.Namespace(
-        photos=[str(SAMPLE_PHOTO)], model=args.model, mode="auto", prompt=None, params=None,
-        ref_before=None, ref_after=None, out=str(out), max_new_tokens=args.max_new_tokens,
-        temperature=0.0, top_p=1.0, seed=None, dtype="float32", stream=True,
-        render=DEFAULT_RENDER, lut_size=None, backend="torch", overwrite=args.overwrite,
-    ))
-    if status:
-        return status
+    result = Retoucher.load(args.model).retouch(SAMPLE_PHOTO, sampling=sampling, on_token=stream)
+    print()
+    _save_outputs(result, torch_target, SAMPLE_PHOTO, [str(SAMPLE_PHOTO)], args.overwrite)
+    torch_text = result.text
 
     bundle_dir = out / "bundle"
     if (bundle_dir / "manifest.json").is_file():
@@ -340,17 +356,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
               file=sys.stderr)
         start = time.perf_counter()
         report = lambda message: print(f"  export [{time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr)  # noqa: E731
-        export_bundle(args.model, bundle_dir, ("executorch", "onnx", "coreml"), quant=args.quant, progress=report)
+        export_bundle(args.model, bundle_dir, EXPORT_TARGETS, quant=args.quant, progress=report)
 
     print("[3/3] the same photo from the bundle on the ExecuTorch runtime; reasoning:", file=sys.stderr)
-    on_device = Retoucher.from_bundle(bundle_dir, backend="executorch")
-    result = on_device.retouch(SAMPLE_PHOTO, on_token=lambda piece: print(piece, end="", flush=True),
-                               max_new_tokens=args.max_new_tokens)
+    result = Retoucher.load(bundle_dir, backend="executorch").retouch(SAMPLE_PHOTO, sampling=sampling, on_token=stream)
     print()
     target = on_device_target
     _save_outputs(result, target, SAMPLE_PHOTO, [str(SAMPLE_PHOTO)], args.overwrite)
-    torch_text = (out / f"{SAMPLE_PHOTO.stem}.txt").read_text(encoding="utf-8").rstrip("\n")
-    difference = np.abs(load_photo(target).pixels.astype(int) - load_photo(out / f"{SAMPLE_PHOTO.stem}.png").pixels).max()
+    difference = np.abs(load_photo(target).pixels.astype(int) - load_photo(torch_target).pixels).max()
     print(f"PyTorch:    {out / SAMPLE_PHOTO.stem}.png (.cube, .json, .txt)")
     print(f"ExecuTorch: {target} ({result.num_tokens} tokens, {result.timings['total']:.2f} s); "
           f"reasoning {'identical to' if result.text == torch_text else 'differs from'} PyTorch's, "
@@ -418,12 +431,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default, deterministic)")
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=None, help="sampling seed (with --temperature > 0)")
-    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    p.add_argument("--dtype", choices=CHECKPOINT_DTYPES, default="float32")
     p.add_argument("--stream", action="store_true", help="print the reasoning as it is generated")
     p.add_argument("--render", choices=RENDER_MODES, default=DEFAULT_RENDER,
                    help=f"lut: bake a 3D LUT and apply it, also writing DIR/<stem>.cube; exact: every pixel (default {DEFAULT_RENDER})")
     p.add_argument("--lut-size", type=int, default=None, help="LUT grid size S (S³ points, 2..65; default from measurements)")
-    p.add_argument("--backend", choices=RENDERER_BACKENDS, default="torch", help="runtime for the renderer programs")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="runtime of the whole pipeline: torch for a checkpoint or built-in model; executorch or onnx "
+                        "for a bundle (default: torch for checkpoints, the first the bundle has for bundles)")
+    p.add_argument("--groups", default="1,1,1",
+                   help="which edit groups to apply: lighting, global colour, specific colour as 0/1 flags (default 1,1,1)")
+    p.add_argument("--strength", type=float, default=1.0,
+                   help="how much of the edit to apply, 0 (none) to 1 (all; default), blended with the photo's own colours")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing output files (inputs are never replaced)")
     p.set_defaults(func=cmd_retouch)
@@ -450,15 +469,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a checkpoint to a bundle of on-device artifacts with a manifest")
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help="built-in model name (nano, the default) or a planner checkpoint directory")
-    p.add_argument("--targets", default="executorch,onnx,coreml", help="comma-separated: executorch, onnx, coreml")
+    p.add_argument("--targets", default=",".join(EXPORT_TARGETS), help="comma-separated: " + ", ".join(EXPORT_TARGETS))
     p.add_argument("--reference", help="encoder_renderer.pth for reference mode (default: the one in --model, if any)")
-    p.add_argument("--quant", choices=("fp32", "int4", "int8"), default="int8",
-                   help="planner weights (default int8: the recipe within 1%% of fp32 perplexity on a real LM): "
-                        "int8 = ExecuTorch 8da8w / ONNX dynamic int8 / Core ML int8; int4 = 8da4w (group 32, "
-                        "4-bit embeddings) / MatMulNBits block 32 / Core ML int4 blocks, smaller but lossier; "
-                        "fp32 = exact (Core ML fp16)")
-    p.add_argument("--coreml-recipe", choices=("fp16", "int4-block32", "palettize4", "int8-channel"),
-                   help="Core ML planner recipe instead of the one --quant implies (fp16 / int4-block32 / int8-channel)")
+    recipes = "; ".join(f"{q} = " + " / ".join(f"{target} {PLANNER_RECIPES[target][q]}" for target in PLANNER_RECIPES)
+                        for q in PRECISIONS)
+    p.add_argument("--quant", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                   help=f"planner weights (default {DEFAULT_PRECISION}; {INT8_FIDELITY_CLAIM}): {recipes}".replace("%", "%%"))
+    p.add_argument("--coreml-recipe", choices=tuple(COREML_RECIPES),
+                   help="Core ML planner recipe instead of the one --quant implies: "
+                        + "; ".join(f"{name} = {what}" for name, what in COREML_RECIPES.items()))
     p.add_argument("--out", required=True, help="new bundle folder (must not exist or be empty)")
     p.set_defaults(func=cmd_export)
 
@@ -473,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synthetic-checkpoint", help="write a random-weight checkpoint in the upstream layout")
     p.add_argument("--size", choices=("tiny", "full"), default="tiny")
-    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    p.add_argument("--dtype", choices=CHECKPOINT_DTYPES, default="float32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="new (or empty) checkpoint folder")
     p.add_argument("--overwrite", action="store_true",
@@ -483,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job: retouch the sample photo, export the model, retouch it from the bundle")
     p.add_argument("--out", default="vera-demo", help="output directory (default: ./vera-demo)")
     p.add_argument("--model", default=DEFAULT_MODEL, help="built-in model name or checkpoint directory (default: nano)")
-    p.add_argument("--quant", choices=("fp32", "int4", "int8"), default="int8", help="bundle planner precision")
+    p.add_argument("--quant", choices=PRECISIONS, default=DEFAULT_PRECISION, help="bundle planner precision")
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing output files (inputs are never replaced)")

@@ -24,14 +24,13 @@ from PIL import Image
 from ..builtin import BUILTIN_MODELS, resolve_model
 from ..bundle import MANIFEST_NAME, Bundle, load_bundle
 from ..errors import CheckpointError, InputError
-from ..lut import DEFAULT_LUT_SIZE
 from ..photo_io import Photo, load_photo, planner_view, reference_view
 from ..plan import parse_plan
 from ..prompts import Request
 from ..render import RendererBackend
 from ..tokenizer import Tokenizer
 from .generation import PlannerBackend, SamplingOptions, check_prompt_fits, generate, prompt_embeddings
-from .result import DEFAULT_RENDER_METHOD, RENDER_METHODS, Edit, Progress, Reasoning, RenderOptions, RetouchResult, draw
+from .result import Edit, Progress, Reasoning, RenderOptions, RetouchResult, draw
 
 # What retouch accepts as a photo: a file path, a file's encoded bytes, a PIL image or a loaded Photo.
 PhotoLike = Union[str, os.PathLike, bytes, Image.Image, Photo]
@@ -44,8 +43,6 @@ CHECKPOINT_BACKENDS = ("torch",)
 BUNDLE_BACKENDS = ("executorch", "onnx")
 BACKENDS = CHECKPOINT_BACKENDS + BUNDLE_BACKENDS
 _RUNTIME_MODULE = {"executorch": "executorch", "onnx": "onnxruntime"}
-# The names vera_mobile/cli.py imports, until it moves to load() and RenderOptions.
-RENDERER_BACKENDS, RENDER_MODES, DEFAULT_RENDER = BACKENDS, RENDER_METHODS, DEFAULT_RENDER_METHOD
 
 
 def reference_checkpoint_in(directory: Path) -> Path | None:
@@ -170,21 +167,14 @@ class Retoucher:
         path: str | Path,
         reference: str | Path | None = None,
         dtype: str = "float32",
-        renderer_backend: str = "torch",
     ) -> "Retoucher":
         """Load a planner checkpoint directory (or a built-in model's name, e.g. "nano") and/or an
         `encoder_renderer.pth`, all on torch (`load` picks this for checkpoints).
 
         A directory is a planner checkpoint; an `encoder_renderer.pth` inside it (or passed as
         `reference`) enables reference mode. A `.pth` file alone gives a reference-only retoucher.
-        Exported programs are loaded from bundles only (`load(bundle, backend=...)`);
-        `renderer_backend` stays "torch" (vera_mobile/cli.py passes it until it loads bundles itself).
+        Exported programs are loaded from bundles only (`load(bundle, backend=...)`).
         """
-        if renderer_backend not in CHECKPOINT_BACKENDS:
-            raise InputError(
-                f"a checkpoint runs on torch; to render on {renderer_backend}, export a bundle "
-                "(vera-mobile export) and load it with backend=" + repr(renderer_backend)
-            )
         import torch
 
         from ..models.checkpoint import load_planner
@@ -259,7 +249,6 @@ class Retoucher:
         render: RenderOptions | None = None,
         on_token: Callable[[str], None] | None = None,
         progress: Progress | None = None,
-        **legacy: Any,
     ) -> RetouchResult:
         """Retouch one photo: `request` says the mode and what it needs (default: auto mode).
 
@@ -272,8 +261,6 @@ class Retoucher:
         One retouch runs at a time per retoucher (it holds the planner's K/V cache): calls from
         other threads wait for the lock.
         """
-        if legacy:
-            request, sampling, render = _legacy_options(request, sampling, render, legacy)
         request = request or Request("auto")
         sampling = sampling or SamplingOptions()
         render = render or RenderOptions()
@@ -363,20 +350,6 @@ class Retoucher:
 # The retouch head and the reference encoder both multiply their latent by the group mask, so the
 # latent for any mask is the all-groups latent with the switched-off groups zeroed (Edit.masked).
 _ALL_GROUPS = np.ones(3, np.float32)
-
-
-def _legacy_options(
-    request: Request | None, sampling: SamplingOptions | None, render: Any, legacy: dict[str, Any]
-) -> tuple[Request, SamplingOptions, RenderOptions]:
-    """The keyword form vera_mobile/cli.py still passes (mode=, prompt=, params=, max_new_tokens=,
-    temperature=, top_p=, seed=, render="lut", lut_size=) until it builds the option objects itself."""
-    unknown = set(legacy) - {"mode", "prompt", "params", "max_new_tokens", "temperature", "top_p", "seed", "lut_size"}
-    if unknown or request is not None or sampling is not None:
-        raise TypeError(f"retouch() got unexpected keyword arguments {sorted(unknown) or sorted(legacy)}")
-    request = Request(legacy.get("mode", "auto"), legacy.get("prompt"), legacy.get("params"))
-    sampling_fields = {k: legacy[k] for k in ("max_new_tokens", "temperature", "top_p", "seed") if k in legacy}
-    lut_size = legacy.get("lut_size") or DEFAULT_LUT_SIZE
-    return request, SamplingOptions(**sampling_fields), RenderOptions(render or DEFAULT_RENDER_METHOD, lut_size)
 
 
 def load(
