@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -47,6 +48,9 @@ def main() -> None:
         retoucher.retouch(SAMPLE_PHOTO)
         if i % args.every == 0 or i == args.iterations:
             samples.append((i, rss_mib()))
+            if i % (args.every * 10) == 0:  # a progress line now and then: a long run shows it is alive
+                print(f"{i}/{args.iterations} retouches, RSS {samples[-1][1]:.1f} MiB, "
+                      f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     seconds = time.perf_counter() - start
 
     fitted = [(i, rss) for i, rss in samples if i >= args.warmup]
