@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/vera-mobile demo
+	$(VENV)/bin/vera-mobile demo --overwrite  # vera-demo/ is the demo's own folder: a rerun replaces its outputs
 
 test: $(STAMP)
 	$(PY) -m pytest
