@@ -24,7 +24,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "vera_mobile"
 LAYERS = {
     **dict.fromkeys(("errors", "files", "prompts", "plan", "photo_io", "builtin", "bundle", "tokenizer", "render",
-                     "lut", "quiet"), 0),
+                     "lut", "quiet", "jsonfile", "targets"), 0),
     **dict.fromkeys(("develop", "models", "data"), 1),
     **dict.fromkeys(("runtime", "testing"), 2),
     **dict.fromkeys(("training", "describe"), 3),
