@@ -546,11 +546,13 @@ def test_prompt_longer_than_the_context_is_refused_on_the_onnx_backend(onnx_bund
     from vera_mobile.runtime.onnx_planner import OnnxPlanner
     from vera_mobile.runtime.retoucher import Retoucher
 
-    retoucher = Retoucher.from_bundle(onnx_bundle, backend="onnx")
+    from vera_mobile.prompts import Request
+
+    retoucher = Retoucher.load(onnx_bundle, backend="onnx")
     ran = []
     monkeypatch.setattr(OnnxPlanner, "encode_image", lambda self, pixels: ran.append("vision"))
     with pytest.raises(InputError, match="this model's context holds"):
-        retoucher.retouch(sample_photo, mode="style", prompt="warm film look " * 2_000)
+        retoucher.retouch(sample_photo, Request("style", prompt="warm film look " * 2_000))
     assert ran == []
 
 
@@ -560,10 +562,10 @@ def test_a_batch_survives_a_photo_that_fails_late(tmp_path, capsys, canary, monk
 
     real = retoucher.Retoucher.retouch
 
-    def retouch_or_oom(self, photo, **kwargs):
+    def retouch_or_oom(self, photo, *args, **kwargs):
         if Path(photo).name == "oom.png":
             raise MemoryError
-        return real(self, photo, **kwargs)
+        return real(self, photo, *args, **kwargs)
 
     monkeypatch.setattr(retoucher.Retoucher, "retouch", retouch_or_oom)
     cut, oom, good = write(tmp_path / "cut.png", png_header_only(40, 30)), photo(tmp_path / "oom.png"), photo(tmp_path / "ok.png")
