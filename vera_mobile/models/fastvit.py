@@ -166,11 +166,16 @@ class LargeKernelConv(nn.Module):
 
 
 class Downsample(nn.Module):
-    """Upstream's PatchEmbed between stages: halves H and W and changes the width."""
+    """Upstream's PatchEmbed between stages: halves H and W and changes the width.
 
-    def __init__(self, c_in: int, c_out: int, kernel: int):
+    `large` and `point` are the two convolutions' classes: the folded ones here, the train-time
+    multi-branch ones on the training side (same module names, so the fold maps one onto the other).
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, large: type | None = None, point: type | None = None):
         super().__init__()
-        self.proj = nn.Sequential(LargeKernelConv(c_in, c_out, kernel, stride=2), RepConv(c_out, c_out, 1))
+        large, point = large or LargeKernelConv, point or RepConv
+        self.proj = nn.Sequential(large(c_in, c_out, kernel, stride=2), point(c_out, c_out, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.proj(x)

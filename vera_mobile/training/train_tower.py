@@ -116,15 +116,6 @@ class LargeKernel(nn.Module):
         return k1 + k2, b1 + b2
 
 
-class Downsample(nn.Module):
-    def __init__(self, c_in: int, c_out: int, kernel: int):
-        super().__init__()
-        self.proj = nn.Sequential(LargeKernel(c_in, c_out, kernel, stride=2), RepBranches(c_out, c_out, 1))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.proj(x)
-
-
 class RepMixer(nn.Module):
     """x + layer_scale * (mixer(x) - norm(x)): depthwise mixing that folds to one conv with the residual."""
 
@@ -196,7 +187,7 @@ class TrainFastViT(fastvit.FastViTHD):
 
     @staticmethod
     def downsample(c_in: int, c_out: int, kernel: int) -> nn.Module:
-        return Downsample(c_in, c_out, kernel)
+        return fastvit.Downsample(c_in, c_out, kernel, large=LargeKernel, point=RepBranches)
 
     @staticmethod
     def pos_conv(dim: int, kernel: int) -> nn.Module:
@@ -222,7 +213,7 @@ def _folded_items(tower: TrainFastViT) -> Iterator[tuple[str, Tensor]]:
         kernel, bias = layer.folded()
         yield from ((f"patch_embed.{i}.reparam_conv.weight", kernel), (f"patch_embed.{i}.reparam_conv.bias", bias))
     for n, layer in enumerate(tower.network):
-        if isinstance(layer, Downsample):
+        if isinstance(layer, fastvit.Downsample):
             large, point = layer.proj
             (k1, b1), (k2, b2) = large.folded(), point.folded()
             yield from ((f"network.{n}.proj.0.lkb_reparam.weight", k1), (f"network.{n}.proj.0.lkb_reparam.bias", b1),
