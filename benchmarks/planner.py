@@ -108,7 +108,8 @@ def _import_runtime(target: str) -> None:
 
 def run_child(checkpoint: Path, work: Path, method: str, tokens: int) -> dict:
     """Load one method and measure vision, prefill and decode (this process)."""
-    from vera_mobile.photo_io import load_photo, planner_view
+    from vera_mobile.photo_io import load_photo
+    from vera_mobile.views import PLANNER_IMAGE_SIZE, planner_view
     from vera_mobile.prompts import Request
     from vera_mobile.runtime.generation import prompt_embeddings
     from vera_mobile.tokenizer import Tokenizer
@@ -119,7 +120,7 @@ def run_child(checkpoint: Path, work: Path, method: str, tokens: int) -> dict:
     backend = open_backend(checkpoint, work, method)
     result = {"load_s": time.perf_counter() - start, "baseline_rss_mib": baseline}
     tokenizer = Tokenizer.from_dir(checkpoint)
-    pixels = planner_view(load_photo(SAMPLE), backend.image_size if hasattr(backend, "image_size") else 1024)
+    pixels = planner_view(load_photo(SAMPLE), backend.image_size if hasattr(backend, "image_size") else PLANNER_IMAGE_SIZE)
 
     vision_times = []
     for _ in range(2):

@@ -33,11 +33,12 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.results import publish  # noqa: E402
 
 from vera_mobile.models.fastvit import FastViTConfig, FastViTHD  # noqa: E402
-from vera_mobile.photo_io import load_photo, planner_view  # noqa: E402
+from vera_mobile.photo_io import load_photo  # noqa: E402
 from vera_mobile.training import nano  # noqa: E402
 from vera_mobile.training.synthesis import CAST_PROBES, develop_uint8  # noqa: E402
 from vera_mobile.training.train_tower import TrainFastViT  # noqa: E402
 from vera_mobile.training.vision_init import init_vision_tower  # noqa: E402
+from vera_mobile.views import planner_view  # noqa: E402
 
 WIDTHS = {"nano": tuple(nano.VISION_CONFIG["embed_dims"]), "wide": (24, 48, 96, 192, 384)}
 

@@ -41,9 +41,10 @@ from vera_mobile.targets import (
     REFERENCE_PRECISION_NOTE,
     RENDERER_PRECISION_NOTE,
 )
+from vera_mobile.views import REFERENCE_SIZE
 
 from .manifest import preprocessing_section, prompt_section, renderer_section
-from .reference import VIEW_SIZE, export_reference_coreml, export_reference_executorch, export_reference_onnx
+from .reference import export_reference_coreml, export_reference_executorch, export_reference_onnx
 from .renderer import export_renderer_coreml, export_renderer_executorch, export_renderer_onnx
 
 Progress = Callable[[str], None]
@@ -234,7 +235,7 @@ def _planner_golden(model: Any, tokenizer: Tokenizer, target: str, quant: str, s
 
 
 def _reference_artifact(model: Any, latent_size: int, target: str, staging: Path) -> dict[str, Any]:
-    view = [1, 3, VIEW_SIZE, VIEW_SIZE]
+    view = [1, 3, REFERENCE_SIZE, REFERENCE_SIZE]
     methods = {"encode": {"inputs": [_io("ref_before", view), _io("ref_after", view), _io("mask", [1, 3])],
                           "outputs": [_io("latent", [1, latent_size])]}}
     if target == "executorch":

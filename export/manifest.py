@@ -1,7 +1,7 @@
 """The manifest's constant sections, taken from the one place each fact lives in the SDK.
 
 Nothing here restates a prompt, token or preprocessing constant: every value is read from
-vera_mobile.prompts / photo_io / lut / runtime, so the apps (which read only the manifest) can
+vera_mobile.prompts / views / lut / runtime, so the apps (which read only the manifest) can
 never drift from the Python runtime.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vera_mobile import photo_io, prompts
+from vera_mobile import prompts, views
 from vera_mobile.lut import DEFAULT_LUT_SIZE
 from vera_mobile.render import DEFAULT_TILE
 
@@ -51,7 +51,7 @@ def prompt_section() -> dict[str, Any]:
 def preprocessing_section(image_size: int) -> dict[str, Any]:
     return {
         "planner": {
-            "short_side": photo_io.PLANNER_SHORT_SIDE,
+            "short_side": views.PLANNER_SHORT_SIDE,
             "short_side_resample": "lanczos",
             "long_side": "int(long * short_side / short)",
             "pad": "centre on a black square of side max(w, h); offset (long - short) // 2",
@@ -60,7 +60,7 @@ def preprocessing_section(image_size: int) -> dict[str, Any]:
             "scale": "pixels / 255, CHW, RGB, no mean/std",
         },
         "renderer": {"input": "(pixels / max_value - 0.5) * 2, RGB", "output": "round_half_even(clip(y, 0, 1) * max_value)"},
-        "reference": {"channel_order": "BGR", "size": photo_io.REFERENCE_SIZE, "resample": "bilinear (aspect ratio not kept)",
+        "reference": {"channel_order": "BGR", "size": views.REFERENCE_SIZE, "resample": "bilinear (aspect ratio not kept)",
                       "scale": "pixels / 255 * 2 - 1"},
         "orientation": "apply EXIF orientation once, before every view",
         "colour": "convert embedded ICC profiles to sRGB before every view",

@@ -2,7 +2,7 @@
 
     encode(ref_before [1,3,512,512], ref_after [1,3,512,512], mask [1,3]) -> latent [1, 3L]
 
-Both views are upstream's reference view (BGR, squashed to 512², [-1, 1]; photo_io.reference_view).
+Both views are upstream's reference view (BGR, squashed to 512², [-1, 1]; views.reference_view).
 The reference model's own renderer is exported with export/renderer.py under the prefix
 `reference_renderer`.
 """
@@ -17,11 +17,9 @@ import torch
 from torch import nn
 
 from vera_mobile.models.reference_encoder import EncoderRenderer
-from vera_mobile.photo_io import REFERENCE_SIZE
+from vera_mobile.views import REFERENCE_SIZE
 
 from .renderer import _step
-
-VIEW_SIZE = REFERENCE_SIZE
 
 
 class EncodeProgram(nn.Module):
@@ -34,7 +32,7 @@ class EncodeProgram(nn.Module):
 
 
 def _example() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    view = torch.zeros(1, 3, VIEW_SIZE, VIEW_SIZE)
+    view = torch.zeros(1, 3, REFERENCE_SIZE, REFERENCE_SIZE)
     return view, view.clone(), torch.ones(1, 3)
 
 

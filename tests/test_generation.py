@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from vera_mobile.photo_io import load_photo, planner_view
+from vera_mobile.photo_io import load_photo
 from vera_mobile.prompts import RETOUCH_TOKENS, Request
 from vera_mobile.runtime.generation import SamplingOptions, generate, prompt_embeddings
 from vera_mobile.runtime.torch_backend import TorchPlanner
 from vera_mobile.tokenizer import Tokenizer
+from vera_mobile.views import planner_view
 
 
 class ScriptedPlanner(TorchPlanner):

@@ -25,7 +25,8 @@ import pytest
 from PIL import Image
 
 from vera_mobile.cli import main
-from vera_mobile.photo_io import PLANNER_MAX_LONG_SIDE, load_photo, planner_view
+from vera_mobile.photo_io import load_photo
+from vera_mobile.views import PLANNER_MAX_LONG_SIDE, planner_view
 
 
 # --- Files a hostile user hands over --------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 Layers, lowest first (a module may import its own layer and the ones below):
 
-0. photo and format basics: errors, files, prompts, plan, photo_io, builtin, bundle, tokenizer,
-   render, lut, quiet (numpy, Pillow, tokenizers only);
+0. photo and format basics: errors, files, prompts, plan, photo_io, views, builtin, bundle, tokenizer,
+   render, lut, quiet, jsonfile, targets (numpy, Pillow, tokenizers only);
 1. the develop engine, the torch models, the photo library (data);
 2. the runtime (backends, generation, Retoucher) and synthetic checkpoints (testing);
 3. training and `describe`;
@@ -23,8 +23,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "vera_mobile"
 LAYERS = {
-    **dict.fromkeys(("errors", "files", "prompts", "plan", "photo_io", "builtin", "bundle", "tokenizer", "render",
-                     "lut", "quiet", "jsonfile", "targets"), 0),
+    **dict.fromkeys(("errors", "files", "prompts", "plan", "photo_io", "views", "builtin", "bundle", "tokenizer",
+                     "render", "lut", "quiet", "jsonfile", "targets"), 0),
     **dict.fromkeys(("develop", "models", "data"), 1),
     **dict.fromkeys(("runtime", "testing"), 2),
     **dict.fromkeys(("training", "describe"), 3),
@@ -92,7 +92,7 @@ def test_the_runtime_imports_neither_torch_nor_the_toolchain():
         "import vera_mobile\n"
         "vera_mobile.load, vera_mobile.Retoucher, vera_mobile.Request\n"
         "from vera_mobile.runtime import onnx_planner, renderer_backends, reference_backends, executorch_planner, selfcheck\n"
-        "from vera_mobile import lut, render, bundle, tokenizer, photo_io, describe"
+        "from vera_mobile import lut, render, bundle, tokenizer, photo_io, views, describe"
     )
     assert "torch" not in loaded and not _toolchain(loaded)
 

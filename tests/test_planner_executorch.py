@@ -17,12 +17,13 @@ from vera_mobile.export.planner_methods import VisionEncoder  # noqa: E402
 from vera_mobile.errors import CheckpointError, InputError  # noqa: E402
 from vera_mobile.models.checkpoint import load_planner  # noqa: E402
 from vera_mobile.models.kv_decoder import StaticCacheDecoder  # noqa: E402
-from vera_mobile.photo_io import load_photo, planner_view  # noqa: E402
+from vera_mobile.photo_io import load_photo  # noqa: E402
 from vera_mobile.prompts import IMAGE_TOKEN, Request  # noqa: E402
 from vera_mobile.runtime.executorch_planner import ExecuTorchPlanner  # noqa: E402
 from vera_mobile.runtime.generation import SamplingOptions, generate, prompt_embeddings  # noqa: E402
 from vera_mobile.runtime.torch_backend import TorchPlanner  # noqa: E402
 from vera_mobile.tokenizer import Tokenizer  # noqa: E402
+from vera_mobile.views import planner_view  # noqa: E402
 
 MAX_SEQ_LEN = 128  # the tiny auto prompt is 86 positions (16 image patches)
 EOS_IDS = (151645,)  # <|im_end|>, the synthetic checkpoint's eos_token_id

@@ -15,7 +15,7 @@ from vera_mobile.models.checkpoint import TIED_KEY, to_upstream_key
 from vera_mobile.models.config import PlannerConfig
 from vera_mobile.models.fastvit import UPSTREAM_PREFIX, FastViTHD
 from vera_mobile.models.planner import VeraPlanner
-from vera_mobile.photo_io import load_photo, planner_view
+from vera_mobile.photo_io import load_photo
 from vera_mobile.prompts import IMAGE_TOKEN_INDEX, RETOUCH_TOKENS, VERA_ADDED_TOKENS
 from vera_mobile.runtime.generation import SamplingOptions
 from vera_mobile.runtime.retoucher import Retoucher
@@ -26,6 +26,7 @@ from vera_mobile.training.synthesis import develop_uint8, synthesize, write_data
 from vera_mobile.training.train import TrainOptions, train
 from vera_mobile.training.train_tower import TrainFastViT, fold, folded_tower
 from vera_mobile.training.vision_init import init_vision_tower
+from vera_mobile.views import planner_view
 
 from conftest import skimage_photo
 

@@ -56,7 +56,7 @@ def lut_grid(size: int) -> np.ndarray:
 def bake_lut(backend: RendererBackend, biases: np.ndarray, size: int = DEFAULT_LUT_SIZE) -> np.ndarray:
     """Sample the renderer (conditioned by `biases`) on the LUT grid; returns float32 [size**3, 3]."""
     grid = lut_grid(size)
-    # The same float32 steps as photo_io.renderer_input, so a grid colour that equals a pixel
+    # The same float32 steps as views.renderer_input, so a grid colour that equals a pixel
     # value reaches the renderer as exactly the same input.
     points = (grid - np.float32(0.5)) * np.float32(2)
     return render_flat(backend, points, biases)

@@ -1,4 +1,4 @@
-"""Reading and writing photos, and the exact pixel views the VeraRetouch models were trained on.
+"""Reading and writing photo files: decoding, orientation and colour profile into a `Photo`, and safe saves.
 
 Loading (`load_photo`) turns any photo Pillow can open into one canonical `Photo`:
 
@@ -29,10 +29,7 @@ Loading (`load_photo`) turns any photo Pillow can open into one canonical `Photo
   warning that says how many frames were left out.
 * **Damaged EXIF.** A photo whose EXIF block cannot be parsed loads without EXIF, with a warning.
 
-The views (`planner_view`, `renderer_input`, `reference_view`) reproduce upstream's preprocessing
-number for number on 8-bit photos, one of its bugs included on purpose (see `reference_view`).
-Resizing always happens on 8-bit PIL images, as upstream did; 16-bit photos are rounded to 8 bit
-first.
+The model's input views of a `Photo` are made in `vera_mobile.views`.
 """
 
 from __future__ import annotations
@@ -92,14 +89,6 @@ _SAVE_FORMATS = {
 }
 _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
 _LOSSY_QUALITY = 95
-
-PLANNER_SHORT_SIDE = 512
-# The planner view's long side before padding, at most: 8x the short side. Upstream resizes any
-# photo's short side to 512 and pads to a square of the long side, so a 3x20000 panorama strip
-# would become a 3.4-million-pixel square (7.5 GB) before shrinking to 1024; past this aspect
-# ratio we shrink the long side first instead, which bounds the work and changes no usual photo.
-PLANNER_MAX_LONG_SIDE = 8 * PLANNER_SHORT_SIDE
-REFERENCE_SIZE = 512  # side of the squashed reference views (upstream)
 
 
 @dataclass(eq=False)  # eq=False: comparing numpy arrays with == has no single truth value.
@@ -319,85 +308,6 @@ def _convert_to_srgb(
     return ImageCms.applyTransform(image.convert(mode), transform), description
 
 
-# --- Model views -----------------------------------------------------------------------------
-
-
-def planner_view(photo: Photo, image_size: int = 1024) -> np.ndarray:
-    """The planner (vision-language model) input: float32 (3, S, S) RGB in [0, 1].
-
-    Matches upstream exactly: the short side is resized to 512 with LANCZOS (long side
-    `int(long * 512 / short)`), the result is centred on a black square, and the square is resized
-    to `image_size` with BICUBIC (what CLIPImageProcessor does to a square image). Photos more than
-    8 times longer than wide (PLANNER_MAX_LONG_SIDE) get a long side of 4096 instead, and a short
-    side in proportion, so the padded square stays small.
-    """
-    image = _rgb8_image(photo)
-    resized_size = _short_side_to(image.size, PLANNER_SHORT_SIDE)
-    long_side = max(resized_size)
-    if long_side > PLANNER_MAX_LONG_SIDE:  # extreme aspect ratio: shrink the long side first
-        width, height = resized_size
-        scale = PLANNER_MAX_LONG_SIDE / long_side
-        resized_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resized = image.resize(resized_size, Image.Resampling.LANCZOS)
-    square = _pad_to_square(resized)
-    final = square.resize((image_size, image_size), Image.Resampling.BICUBIC)
-    return _chw_unit(final)
-
-
-def renderer_input(pixels: np.ndarray) -> np.ndarray:
-    """Renderer input for full-resolution pixels (a whole photo or a tile of it): float32 in [-1, 1].
-
-    Computed as upstream does, `(pixels / maxval - 0.5) * 2` with maxval 255 or 65535; never
-    resized. The runtime converts one tile at a time, so a 48 MP photo never exists as float32.
-    """
-    values = pixels.astype(np.float32)
-    values /= np.iinfo(pixels.dtype).max
-    values -= 0.5
-    values *= 2
-    return values
-
-
-def reference_view(photo: Photo, size: int = REFERENCE_SIZE) -> np.ndarray:
-    """The reference-encoder input: float32 (3, size, size) in [-1, 1], in **BGR** channel order.
-
-    Upstream read reference images with OpenCV (BGR) and passed that array to torchvision's
-    `ToPILImage` without swapping channels, then resized to (size, size) with BILINEAR, squashing
-    the aspect ratio. The released reference-encoder weights were trained on exactly that, so we
-    reproduce it: channel 0 of the result is the *blue* channel.
-    """
-    bgr = _to_8bit(photo.pixels)[:, :, ::-1]
-    image = Image.fromarray(np.ascontiguousarray(bgr))
-    squashed = image.resize((size, size), Image.Resampling.BILINEAR)
-    return _chw_unit(squashed) * 2 - 1
-
-
-def _rgb8_image(photo: Photo) -> Image.Image:
-    """The photo as an 8-bit PIL RGB image, as upstream resized it."""
-    return Image.fromarray(_to_8bit(photo.pixels))
-
-
-def _short_side_to(size: tuple[int, int], short: int) -> tuple[int, int]:
-    """(width, height) scaled so the short side is `short`; the long side truncates, as upstream."""
-    width, height = size
-    if width <= height:
-        return short, int(height * short / width)
-    return int(width * short / height), short
-
-
-def _pad_to_square(image: Image.Image) -> Image.Image:
-    """Centre `image` on a black square whose side is its long side."""
-    side = max(image.size)
-    square = Image.new("RGB", (side, side), (0, 0, 0))
-    square.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
-    return square
-
-
-def _chw_unit(image: Image.Image) -> np.ndarray:
-    """An 8-bit PIL RGB image as float32 (3, H, W) in [0, 1]."""
-    values = np.asarray(image, dtype=np.float32) / 255
-    return np.ascontiguousarray(values.transpose(2, 0, 1))
-
-
 # --- Pixels and saving -----------------------------------------------------------------------
 
 
@@ -468,7 +378,7 @@ def _image_for_saving(pixels: np.ndarray, like: Photo | None, file_format: str) 
             "expected uint8 or uint16 (H, W, 3) pixels, "
             f"got {pixels.dtype} with shape {pixels.shape}"
         )
-    image = Image.fromarray(_to_8bit(pixels))
+    image = Image.fromarray(to_8bit(pixels))
     alpha = like.alpha if like is not None else None
     if alpha is not None and file_format in _ALPHA_FORMATS:
         if alpha.shape != pixels.shape[:2]:
@@ -476,7 +386,7 @@ def _image_for_saving(pixels: np.ndarray, like: Photo | None, file_format: str) 
                 f"the source alpha is {alpha.shape[1]}x{alpha.shape[0]} but the pixels are "
                 f"{pixels.shape[1]}x{pixels.shape[0]}"
             )
-        image.putalpha(Image.fromarray(_to_8bit(alpha)))
+        image.putalpha(Image.fromarray(to_8bit(alpha)))
     return image
 
 
@@ -521,7 +431,7 @@ def _write_atomically(
             pass
 
 
-def _to_8bit(values: np.ndarray) -> np.ndarray:
+def to_8bit(values: np.ndarray) -> np.ndarray:
     """uint8 unchanged; uint16 rounded to the nearest 8-bit value."""
     if values.dtype == np.uint8:
         return values

@@ -14,7 +14,8 @@ from typing import Callable, Protocol
 import numpy as np
 
 from .errors import InputError
-from .photo_io import renderer_input, to_pixels
+from .photo_io import to_pixels
+from .views import renderer_input
 
 DEFAULT_TILE = 65_536  # pixels per tile: 128 MiB of fp32 activations at the widest layer
 

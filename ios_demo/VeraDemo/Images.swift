@@ -4,7 +4,7 @@ import CoreImage.CIFilterBuiltins
 import UIKit
 import VeraCore
 
-/// Photo views and LUT application (vera_mobile/photo_io.py and lut.py on Apple's frameworks).
+/// Photo views and LUT application (vera_mobile/views.py and lut.py on Apple's frameworks).
 enum Images {
     static let sRGB = CGColorSpace(name: CGColorSpace.sRGB)!
     static let context = CIContext()

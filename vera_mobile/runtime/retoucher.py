@@ -24,11 +24,12 @@ from PIL import Image
 from ..builtin import BUILTIN_MODELS, resolve_model
 from ..bundle import MANIFEST_NAME, Bundle, load_bundle
 from ..errors import CheckpointError, InputError
-from ..photo_io import Photo, load_photo, planner_view, reference_view
+from ..photo_io import Photo, load_photo
 from ..plan import parse_plan
 from ..prompts import Request
 from ..render import RendererBackend
 from ..tokenizer import Tokenizer
+from ..views import PLANNER_IMAGE_SIZE, planner_view, reference_view
 from .generation import PlannerBackend, SamplingOptions, check_prompt_fits, generate, prompt_embeddings
 from .result import Edit, Progress, Reasoning, RenderOptions, RetouchResult, draw
 
@@ -103,7 +104,7 @@ class Retoucher:
         tokenizer: Tokenizer | None = None,
         renderer: RendererBackend | None = None,
         eos_ids: Sequence[int] = (),
-        image_size: int = 1024,
+        image_size: int = PLANNER_IMAGE_SIZE,
         reference: Any | None = None,
         reference_renderer: RendererBackend | None = None,
         manifest: dict[str, Any] | None = None,

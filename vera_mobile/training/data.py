@@ -1,8 +1,8 @@
 """Training examples from synthesized records (vera_mobile.training.synthesis), held in memory.
 
 Each record becomes exactly what the runtime will feed the model: the planner view
-(`photo_io.planner_view`), the chat prompt of its mode (`prompts.Request`), the reasoning text
-followed by `<|im_end|>`, the retouch mask, the reference views (`photo_io.reference_view`) and
+(`views.planner_view`), the chat prompt of its mode (`prompts.Request`), the reasoning text
+followed by `<|im_end|>`, the retouch mask, the reference views (`views.reference_view`) and
 the photo's pixels before and after the edit (for the pixel loss through the renderer).
 """
 
@@ -17,9 +17,10 @@ import torch
 
 from .synthesis import read_records
 from ..errors import InputError
-from ..photo_io import load_photo, planner_view, reference_view
+from ..photo_io import load_photo
 from ..prompts import IMAGE_TOKEN_INDEX, Request
 from ..tokenizer import Tokenizer
+from ..views import planner_view, reference_view
 
 EOS_TOKEN = "<|im_end|>"
 

@@ -43,7 +43,7 @@ from ..models.checkpoint import TIED_KEY, to_upstream_key
 from ..models.config import PlannerConfig
 from ..models.planner import VeraPlanner
 from ..models.reference_encoder import EncoderRenderer
-from ..photo_io import REFERENCE_SIZE
+from ..views import REFERENCE_SIZE
 from ..prompts import SECTION_TOKENS
 from ..tokenizer import Tokenizer
 from . import nano

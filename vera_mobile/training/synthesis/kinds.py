@@ -37,11 +37,9 @@ COLOURFUL_MIN_COVERAGE = 0.1  # below this total band coverage (a near-monochrom
 
 def load_working_photo(path: str | os.PathLike, size: int = DEFAULT_SIZE) -> np.ndarray:
     """A photo as upright 8-bit sRGB (H, W, 3), resized so its long side is at most `size`."""
-    from ...photo_io import load_photo
+    from ...photo_io import load_photo, to_8bit
 
-    photo = load_photo(path)
-    pixels = photo.pixels if photo.pixels.dtype == np.uint8 else np.round(photo.pixels / 257.0).astype(np.uint8)
-    image = Image.fromarray(pixels)
+    image = Image.fromarray(to_8bit(load_photo(path).pixels))
     if max(image.size) > size:
         scale = size / max(image.size)
         target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))

@@ -98,7 +98,7 @@ object Lut {
         return out
     }
 
-    /** (v / 255 - 0.5) * 2 in float32 steps, as photo_io.renderer_input. */
+    /** (v / 255 - 0.5) * 2 in float32 steps, as views.renderer_input. */
     fun rendererInput(value: Int): Float = (value.toFloat() / 255f - 0.5f) * 2f
 
     /** clip, scale, round half to even (photo_io.to_pixels, 8 bit). */

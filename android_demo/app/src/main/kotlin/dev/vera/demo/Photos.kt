@@ -13,7 +13,7 @@ import android.provider.MediaStore
 import vera.core.Manifest
 
 /**
- * Photo I/O and the model views, following vera_mobile/photo_io.py with Android's decoders:
+ * Photo I/O and the model views, following vera_mobile/photo_io.py and views.py with Android's decoders:
  * EXIF orientation applied once at load (ImageDecoder does it), colours converted to sRGB.
  *
  * Android has no Lanczos/bicubic resampler: the planner view uses bilinear filtering, so its
