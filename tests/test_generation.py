@@ -1,9 +1,12 @@
 """The shared generation loop: latent gathering as upstream, forced retouch tokens, sampling, streaming."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
+from vera_mobile.errors import InputError
 from vera_mobile.photo_io import load_photo
 from vera_mobile.prompts import RETOUCH_TOKENS, Request
 from vera_mobile.runtime.generation import SamplingOptions, generate, prompt_embeddings
@@ -42,6 +45,12 @@ def auto_prompt(tiny_planner, tokenizer, sample_photo):
     backend = TorchPlanner(tiny_planner)
     features = backend.encode_image(planner_view(load_photo(sample_photo), backend.image_size))
     return prompt_embeddings(backend, tokenizer.encode_prompt(Request("auto").full_prompt()), features)
+
+
+def test_an_image_prompt_without_features_is_an_input_error(tiny_planner, tokenizer):
+    ids = tokenizer.encode_prompt(Request("auto").full_prompt())
+    with pytest.raises(InputError, match="<image> placeholder but no image features"):
+        prompt_embeddings(TorchPlanner(tiny_planner), ids, None)
 
 
 def full_forward_hidden(model, prompt_embeds, generated):
@@ -120,6 +129,21 @@ def test_greedy_is_deterministic_and_seeded_sampling_reproducible(tiny_planner, 
     sampled = SamplingOptions(max_new_tokens=12, temperature=1.5, top_p=0.95, seed=7)
     assert run(sampled) == run(SamplingOptions(max_new_tokens=12, temperature=1.5, top_p=0.95, seed=7))
     assert run(sampled) != run(SamplingOptions(max_new_tokens=12, temperature=1.5, top_p=0.95, seed=8))
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (dict(temperature=-0.5), "temperature must be a finite number >= 0"),
+    (dict(temperature=float("nan")), "temperature must be a finite number >= 0"),
+    (dict(top_p=1.5), r"top_p must lie in \(0, 1\]"),
+    (dict(max_new_tokens=2.5), "max_new_tokens must be a whole number"),
+    (dict(seed=-1), "seed must be a whole number"),
+])
+def test_sampling_options_check_themselves_once_and_stay_checked(options, message):
+    with pytest.raises(InputError, match=message):
+        SamplingOptions(**options)
+    checked = SamplingOptions(max_new_tokens=4)
+    with pytest.raises(dataclasses.FrozenInstanceError):  # so no later change can skip the check
+        checked.top_p = 0  # type: ignore[misc]
 
 
 def test_top_p_keeps_the_smallest_set_reaching_p():

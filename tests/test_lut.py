@@ -115,6 +115,18 @@ def test_lut_size_refuses_bad_shapes():
             lut_size(np.zeros(shape, np.float32))
 
 
+@pytest.mark.parametrize("size", [1, 66, True, 2.0, "33"])
+def test_every_lut_size_goes_through_one_check(size):
+    from vera_mobile.runtime.result import RenderOptions
+
+    # The grid, the render options and the .cube reader share check_lut_size: one range, one wording.
+    with pytest.raises(InputError, match=r"^the LUT size must be a whole number from 2 to 65, got "):
+        lut_grid(size)
+    with pytest.raises(InputError, match=r"^lut_size must be a whole number from 2 to 65, got "):
+        RenderOptions(lut_size=size)
+    assert RenderOptions(lut_size=np.int64(2)).lut_size == 2
+
+
 # --- Applying --------------------------------------------------------------------------------
 
 
@@ -211,7 +223,7 @@ SEVEN_ROWS = "\n".join(["0 0 0"] * 7)
         ("LUT_3D_SIZE 2\n0 0 0\n", "8 colour lines, but has 1"),
         (f"{EIGHT_ROWS}\n", "no LUT_3D_SIZE"),
         (f"LUT_3D_SIZE two\n{EIGHT_ROWS}\n", "whole number"),
-        ("LUT_3D_SIZE 1\n0 0 0\n", "between 2 and 65"),
+        ("LUT_3D_SIZE 1\n0 0 0\n", "LUT_3D_SIZE must be a whole number from 2 to 65"),
         (f"LUT_3D_SIZE 2\n{SEVEN_ROWS}\n0.5 x 0.2\n", "line 9: expected three numbers"),
         (f"LUT_3D_SIZE 2\n{SEVEN_ROWS}\n0.5 0.2\n", "expected three finite numbers"),
         (f"LUT_3D_SIZE 2\n{SEVEN_ROWS}\n0.5 0.2 inf\n", "expected three finite numbers"),

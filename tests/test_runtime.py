@@ -116,6 +116,10 @@ def test_bad_requests_fail_before_any_work(retoucher, sample_photo):
         retoucher.retouch(sample_photo, sampling=SamplingOptions(top_p=0))
     with pytest.raises(InputError, match="request must be a vera_mobile.Request"):
         retoucher.retouch(sample_photo, "auto")
+    with pytest.raises(InputError, match="sampling must be a vera_mobile.SamplingOptions, got dict"):
+        retoucher.retouch(sample_photo, sampling={"max_new_tokens": 4})
+    with pytest.raises(InputError, match="render must be a vera_mobile.RenderOptions, got str"):
+        retoucher.retouch(sample_photo, sampling=FOUR_TOKENS, render="lut")
 
 
 def test_renderer_tiles_give_identical_output(tiny_planner):

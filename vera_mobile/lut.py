@@ -34,6 +34,8 @@ from .render import RendererBackend, render_flat
 # 8x the bake for 0.08 less. 33 is also the size Resolve and Adobe export by default.
 DEFAULT_LUT_SIZE = 33
 MIN_LUT_SIZE, MAX_LUT_SIZE = 2, 65  # Pillow's Color3DLUT limits; .cube allows more, no app needs it
+# How a colour function is drawn onto a photo: baked into a LUT and applied, or exactly, pixel by pixel.
+RENDER_METHODS = ("lut", "exact")
 
 # Pixels interpolated at once on the 16-bit path: its dozen or so working arrays of this many
 # colours take about 10 MiB, whatever the photo size.
@@ -46,7 +48,7 @@ _CUBE_DECIMALS = 8  # 5e-9 worst-case rounding: far below one 16-bit level (1.5e
 
 def lut_grid(size: int) -> np.ndarray:
     """The [size**3, 3] float32 input colours of a LUT in [0, 1], red fastest, then green, then blue."""
-    _check_size(size)
+    check_lut_size(size)
     # i / (size - 1) in float64, then one rounding to float32: the end points are exactly 0 and 1.
     axis = (np.arange(size, dtype=np.float64) / (size - 1)).astype(np.float32)
     blue, green, red = np.meshgrid(axis, axis, axis, indexing="ij")
@@ -68,13 +70,14 @@ def lut_size(lut: np.ndarray) -> int:
     size = round(lut.shape[0] ** (1 / 3)) if lut.ndim == 2 and lut.shape[0] > 0 else 0
     if lut.ndim != 2 or lut.shape[1] != 3 or size**3 != lut.shape[0]:
         raise InputError(f"a LUT must be a [S**3, 3] array, got shape {lut.shape}")
-    _check_size(size)
+    check_lut_size(size)
     return size
 
 
-def _check_size(size: int) -> None:
-    if not MIN_LUT_SIZE <= size <= MAX_LUT_SIZE:
-        raise InputError(f"LUT size must be between {MIN_LUT_SIZE} and {MAX_LUT_SIZE}, got {size}")
+def check_lut_size(size: object, what: str = "the LUT size") -> None:
+    """Refuse a LUT grid size that is not a whole number from MIN_LUT_SIZE to MAX_LUT_SIZE; `what` names it."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not MIN_LUT_SIZE <= size <= MAX_LUT_SIZE:
+        raise InputError(f"{what} must be a whole number from {MIN_LUT_SIZE} to {MAX_LUT_SIZE}, got {size!r}")
 
 
 # --- Applying a LUT --------------------------------------------------------------------------
@@ -209,8 +212,7 @@ def _parse_size(text: str, where: str) -> int:
         size = int(text)
     except ValueError:
         raise InputError(f"{where}: LUT_3D_SIZE must be a whole number, got {text!r}") from None
-    if not MIN_LUT_SIZE <= size <= MAX_LUT_SIZE:
-        raise InputError(f"{where}: LUT_3D_SIZE must be between {MIN_LUT_SIZE} and {MAX_LUT_SIZE}, got {size}")
+    check_lut_size(size, f"{where}: LUT_3D_SIZE")
     return size
 
 

@@ -45,9 +45,9 @@ here is a per-pixel colour function and every slider set bakes into a 3D LUT
 """
 
 from .engine import BANDS, develop, slider_tensor
-from .photo import DEFAULT_RENDER, RENDER_MODES, Developed, bake_develop_lut, develop_photo, develop_pixels
+from .photo import DEFAULT_RENDER, Developed, bake_develop_lut, develop_photo, develop_pixels
 
 __all__ = [
-    "BANDS", "DEFAULT_RENDER", "RENDER_MODES", "Developed", "bake_develop_lut", "develop", "develop_photo",
+    "BANDS", "DEFAULT_RENDER", "Developed", "bake_develop_lut", "develop", "develop_photo",
     "develop_pixels", "slider_tensor",
 ]

@@ -12,12 +12,11 @@ import torch
 from PIL import Image
 
 from ..errors import InputError
-from ..lut import DEFAULT_LUT_SIZE, apply_lut, lut_grid, write_cube
+from ..lut import DEFAULT_LUT_SIZE, RENDER_METHODS, apply_lut, lut_grid, write_cube
 from ..photo_io import Photo, load_photo, save_photo, to_pixels
 from ..prompts import validate_params
 from .engine import develop, slider_tensor
 
-RENDER_MODES = ("lut", "exact")
 DEFAULT_RENDER = "lut"  # every operator is a per-pixel colour function, so a LUT holds the whole edit
 # Pixels developed at once on the exact path: the engine's float32 intermediates stay near 100 MiB.
 _EXACT_CHUNK_PIXELS = 262_144
@@ -74,8 +73,8 @@ def develop_photo(
     lut_size: int | None = None,
 ) -> Developed:
     """Load a photo (or take a loaded one) and apply the slider set, exactly or through a LUT."""
-    if render not in RENDER_MODES:
-        raise InputError(f"render must be one of {', '.join(RENDER_MODES)}, got {render!r}")
+    if render not in RENDER_METHODS:
+        raise InputError(f"render must be one of {', '.join(RENDER_METHODS)}, got {render!r}")
     if lut_size is not None and render != "lut":
         raise InputError("lut_size applies to render='lut' only")
     validate_params(params)  # before decoding a possibly large photo

@@ -37,7 +37,7 @@ class PlannerBackend(Protocol):
     def latent(self, hidden3: np.ndarray, mask: np.ndarray) -> np.ndarray: ...  # [3,hidden], [3] → [3*hidden]
 
 
-@dataclass
+@dataclass(frozen=True)  # checked once, at construction
 class SamplingOptions:
     """Greedy by default (deterministic); temperature > 0 samples with top-p and a seed."""
 
@@ -135,7 +135,7 @@ def prompt_embeddings(
                 run = []
             if token == IMAGE_TOKEN_INDEX:
                 if image_features is None:
-                    raise ValueError("the prompt has an <image> placeholder but no image features were given")
+                    raise InputError("the prompt has an <image> placeholder but no image features were given")
                 pieces.append(image_features)
         else:
             run.append(token)

@@ -17,13 +17,12 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..lut import DEFAULT_LUT_SIZE, MAX_LUT_SIZE, MIN_LUT_SIZE, apply_lut, bake_lut, lut_grid, write_cube
+from ..lut import DEFAULT_LUT_SIZE, RENDER_METHODS, apply_lut, bake_lut, check_lut_size, lut_grid, write_cube
 from ..photo_io import Photo, save_photo
 from ..plan import Plan
 from ..prompts import Request
 from ..render import DEFAULT_TILE, RendererBackend, blend, render_pixels
 
-RENDER_METHODS = ("lut", "exact")
 DEFAULT_RENDER_METHOD = "lut"  # chosen from the measured LUT error (benchmarks/RESULTS.md)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -54,10 +53,7 @@ class RenderOptions:
             raise InputError(f"strength must be a number from 0 to 1, got {self.strength!r}")
         if self.method not in RENDER_METHODS:
             raise InputError(f"render method must be one of {', '.join(RENDER_METHODS)}, got {self.method!r}")
-        if isinstance(self.lut_size, bool) or not isinstance(self.lut_size, int) or not (
-            MIN_LUT_SIZE <= self.lut_size <= MAX_LUT_SIZE
-        ):
-            raise InputError(f"lut_size must be a whole number from {MIN_LUT_SIZE} to {MAX_LUT_SIZE}, got {self.lut_size!r}")
+        check_lut_size(self.lut_size, "lut_size")
         if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile <= 0:
             raise InputError(f"tile must be a positive number of pixels, got {self.tile!r}")
 

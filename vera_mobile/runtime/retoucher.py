@@ -11,7 +11,6 @@ generation loop (generation.py) and the shared tiled renderer (vera_mobile/rende
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 import threading
 import time
@@ -265,7 +264,7 @@ class Retoucher:
         request = request or Request("auto")
         sampling = sampling or SamplingOptions()
         render = render or RenderOptions()
-        self._check(request, reference, sampling)
+        self._check(request, reference, sampling, render)
         with self._lock:
             timings: dict[str, float] = {}
             clock = time.perf_counter()
@@ -277,10 +276,13 @@ class Retoucher:
                 edit, reasoning = self._plan(request, source, sampling, on_token, progress, timings)
             return draw(edit, source, render, reasoning, timings, progress)
 
-    def _check(self, request: Request, reference: Any, sampling: SamplingOptions) -> None:
+    def _check(self, request: Request, reference: Any, sampling: SamplingOptions, render: RenderOptions) -> None:
         """Refuse what this retoucher cannot run, before any work."""
-        if not isinstance(request, Request):
-            raise InputError(f"request must be a vera_mobile.Request, got {type(request).__name__}")
+        # The option objects check their own values when they are made; here only their types.
+        for name, value, kind in (("request", request, Request), ("sampling", sampling, SamplingOptions),
+                                  ("render", render, RenderOptions)):
+            if not isinstance(value, kind):
+                raise InputError(f"{name} must be a vera_mobile.{kind.__name__}, got {type(value).__name__}")
         if request.mode not in self.modes:
             loaded = ", ".join(self.modes) or "none"
             raise InputError(f"mode {request.mode!r} needs a model this retoucher has not loaded (available: {loaded})")
@@ -290,14 +292,6 @@ class Retoucher:
             return
         if reference is not None:
             raise InputError(f"reference photos are for reference mode, not {request.mode} mode")
-        if isinstance(sampling.max_new_tokens, bool) or not isinstance(sampling.max_new_tokens, int) or (
-            sampling.max_new_tokens < 1
-        ):
-            raise InputError(f"max_new_tokens must be a whole number of at least 1, got {sampling.max_new_tokens!r}")
-        if not (math.isfinite(sampling.temperature) and sampling.temperature >= 0):
-            raise InputError(f"temperature must be 0 (greedy) or more, got {sampling.temperature}")
-        if not 0 < sampling.top_p <= 1:
-            raise InputError(f"top_p must be in (0, 1], got {sampling.top_p}")
 
     def _plan(
         self,
