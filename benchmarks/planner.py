@@ -89,9 +89,10 @@ def open_backend(checkpoint: Path, work: Path, method: str):
         from vera_mobile.runtime.executorch_planner import ExecuTorchPlanner
 
         return ExecuTorchPlanner(artifact_dir(work, method) / "planner.pte")
+    from vera_mobile.export.planner_onnx import graph_files
     from vera_mobile.runtime.onnx_planner import OnnxPlanner
 
-    return OnnxPlanner(artifact_dir(work, method))
+    return OnnxPlanner(graph_files(artifact_dir(work, method)))
 
 
 def _import_runtime(target: str) -> None:

@@ -39,6 +39,7 @@ from vera_mobile.targets import (
     PLANNER_RECIPES,
     PRECISIONS,
     REFERENCE_PRECISION_NOTE,
+    RENDERER_METHOD_IO,
     RENDERER_PRECISION_NOTE,
 )
 from vera_mobile.views import REFERENCE_SIZE
@@ -55,11 +56,15 @@ def _io(name: str, shape: list[int | str], dtype: str = "float32") -> dict[str, 
 
 
 def renderer_methods(latent_size: int, bias_size: int, tile: int) -> dict[str, Any]:
+    """The manifest's renderer method entries: names from RENDERER_METHOD_IO, fixed shapes from the export."""
+    shapes = {  # program -> (input shapes, output shapes), in RENDERER_METHOD_IO's order
+        "condition": ([[1, latent_size], [1, 3]], [[1, bias_size]]),
+        "render_points": ([[tile, 3], [bias_size]], [[tile, 3]]),
+    }
     return {
-        "condition": {"inputs": [_io("latent", [1, latent_size]), _io("mask", [1, 3])],
-                      "outputs": [_io("biases", [1, bias_size])]},
-        "render_points": {"inputs": [_io("points", [tile, 3]), _io("biases", [bias_size])],
-                          "outputs": [_io("colors", [tile, 3])]},
+        program: {"inputs": [_io(name, shape) for name, shape in zip(inputs, shapes[program][0], strict=True)],
+                  "outputs": [_io(name, shape) for name, shape in zip(outputs, shapes[program][1], strict=True)]}
+        for program, (inputs, outputs) in RENDERER_METHOD_IO.items()
     }
 
 
@@ -224,7 +229,9 @@ def _planner_golden(model: Any, tokenizer: Tokenizer, target: str, quant: str, s
     elif target == "onnx":
         from vera_mobile.runtime.onnx_planner import OnnxPlanner
 
-        backend, quantized, source = OnnxPlanner(staging), quant != "fp32", "the exported graphs"
+        from .planner_onnx import graph_files
+
+        backend, quantized, source = OnnxPlanner(graph_files(staging)), quant != "fp32", "the exported graphs"
     else:
         from vera_mobile.runtime.torch_backend import TorchPlanner
 

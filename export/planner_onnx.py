@@ -147,6 +147,11 @@ def _check_arguments(model: nn.Module, max_seq_len: int, quant: str, how: str) -
         raise InputError(f"export from float32 weights ({how}), not {dtype}")
 
 
+def graph_files(directory: str | os.PathLike) -> dict[str, Path]:
+    """Where `export_planner_onnx` writes each graph in `directory`: graph name -> `<name>.onnx`."""
+    return {name: Path(directory) / f"{name}.onnx" for name in GRAPH_IO}
+
+
 def _write_graphs(
     graphs: dict[str, _Graph],
     out_dir: str | os.PathLike,
@@ -162,7 +167,7 @@ def _write_graphs(
     with tempfile.TemporaryDirectory(prefix=".vera-onnx-", dir=out_dir) as scratch:
         scratch = Path(scratch)
         for name, graph in graphs.items():
-            final = scratch / f"{name}.onnx"
+            final = graph_files(scratch)[name]
             exported = scratch / f"{name}.fp32.onnx" if name in quantized else final
             opset = INT4_TENSOR_OPSET if quant == "int4" and name == "token_embedding" else ONNX_OPSET
             metadata = {MAX_SEQ_LEN_KEY: str(max_seq_len)} if name == "text_decoder" else {}
@@ -175,7 +180,7 @@ def _write_graphs(
                         _quantize_int4(exported, final, "Gather" if name == "token_embedding" else "MatMul")
                     else:
                         _quantize_int8(exported, final)
-        return {name: _move(scratch / f"{name}.onnx", out_dir) for name in GRAPH_IO if name in graphs}
+        return {name: _move(path, out_dir) for name, path in graph_files(scratch).items() if name in graphs}
 
 
 def _move(graph: Path, out_dir: Path) -> Path:

@@ -35,6 +35,7 @@ from torch import nn
 
 from vera_mobile.errors import CheckpointError, InputError
 from vera_mobile.models.folded_renderer import FoldedRenderer
+from vera_mobile.targets import RENDERER_METHOD_IO
 
 Precision = Literal["float16", "float32"]
 
@@ -118,13 +119,11 @@ def _programs(folded: FoldedRenderer, tile: int, render_points: type[nn.Module])
     if not isinstance(tile, int) or isinstance(tile, bool) or tile <= 0:
         raise InputError(f"tile must be a positive number of points, got {tile!r}")
     latent = torch.zeros(1, 3 * folded.latent_dim)
+    names = {program: (inputs, outputs[0]) for program, (inputs, outputs) in RENDERER_METHOD_IO.items()}
     return {
-        "condition": _Program(ConditionProgram(folded).eval(), (latent, torch.ones(1, 3)), ("latent", "mask"), "biases"),
+        "condition": _Program(ConditionProgram(folded).eval(), (latent, torch.ones(1, 3)), *names["condition"]),
         "render_points": _Program(
-            render_points(folded).eval(),
-            (torch.zeros(tile, 3), torch.zeros(folded.bias_size)),
-            ("points", "biases"),
-            "colors",
+            render_points(folded).eval(), (torch.zeros(tile, 3), torch.zeros(folded.bias_size)), *names["render_points"]
         ),
     }
 

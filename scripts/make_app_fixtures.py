@@ -195,7 +195,7 @@ def greedy_tokens(planner: ExecuTorchPlanner, tokenizer: Tokenizer, eos_ids: Seq
 def traces(bundle_dir: Path) -> dict[str, dict[str, Any]]:
     bundle = load_bundle(bundle_dir)
     manifest = bundle.manifest
-    planner = ExecuTorchPlanner(bundle.path(bundle.artifact("planner", "executorch")["path"]))
+    planner = ExecuTorchPlanner(bundle.artifact_path("planner", "executorch"))
     tokenizer = Tokenizer.from_file(bundle.path(manifest["tokenizer"]["file"]))
     eos = manifest["tokenizer"]["eos_ids"]
     golden = next(g for g in manifest["golden"] if g["component"] == "planner" and g.get("target") == "executorch")
@@ -295,7 +295,7 @@ def prompt_fixture(bundle_dir: Path) -> dict[str, Any]:
 
 def lut_fixture(bundle_dir: Path) -> dict[str, Any]:
     bundle = load_bundle(bundle_dir, verify_hashes=False)
-    renderer = ExecuTorchRenderer(bundle.path(bundle.artifact("renderer", "executorch")["path"]))
+    renderer = ExecuTorchRenderer(bundle.artifact_path("renderer", "executorch"))
     golden = next(g for g in bundle.manifest["golden"] if g["component"] == "renderer")
     condition = golden["condition"]
     biases = renderer.condition(np.asarray(condition["latent"], np.float32), np.asarray(condition["mask"], np.float32))
@@ -317,7 +317,7 @@ def rerender_fixture(bundle_dir: Path) -> dict[str, Any]:
     """Re-rendering from a cached unmasked latent: per group set, the renderer's mask and biases from
     the real program, the baked LUT, and its blend with the identity computed here with numpy."""
     bundle = load_bundle(bundle_dir, verify_hashes=False)
-    renderer = ExecuTorchRenderer(bundle.path(bundle.artifact("renderer", "executorch")["path"]))
+    renderer = ExecuTorchRenderer(bundle.artifact_path("renderer", "executorch"))
     golden = next(g for g in bundle.manifest["golden"] if g["component"] == "renderer")
     latent = np.asarray(golden["condition"]["latent"], np.float32)
     identity = lut_grid(RERENDER_LUT_SIZE)

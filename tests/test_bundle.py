@@ -67,6 +67,26 @@ def test_load_runs_a_bundle_on_the_backend_asked_for(bundle, tmp_path):
         vera_mobile.load(bundle, reference=tmp_path / "encoder_renderer.pth")
 
 
+def test_a_renderer_only_bundle_loads_but_refuses_to_retouch_in_one_line(bundle, tmp_path):
+    import vera_mobile
+    from vera_mobile.bundle import Bundle
+    from vera_mobile.runtime.retoucher import Retoucher, renderer_from_bundle
+
+    renderer_only = shutil.copytree(bundle, tmp_path / "renderer-only")
+    manifest = json.loads((renderer_only / "manifest.json").read_text())
+    manifest["artifacts"] = [a for a in manifest["artifacts"] if a["component"] == "renderer"]
+    (renderer_only / "manifest.json").write_text(json.dumps(manifest))
+    loaded = load_bundle(renderer_only)  # the manifest is valid: its renderer opens through it
+    assert type(renderer_from_bundle(loaded, "renderer", "onnx")).__name__ == "OnnxRenderer"
+    message = r"no planner or reference encoder for onnx, so nothing to retouch with \(bundle has: renderer/coreml, "
+    with pytest.raises(CheckpointError, match=message) as refused:
+        vera_mobile.load(renderer_only, backend="onnx")
+    assert "\n" not in str(refused.value)
+    # What export_renderer_bundle returns (artifacts only, no tokenizer section) is refused the same way.
+    with pytest.raises(CheckpointError, match=message):
+        Retoucher.from_bundle(Bundle(renderer_only, {"artifacts": manifest["artifacts"]}), "onnx")
+
+
 def test_planner_golden_records_are_recorded_per_target_and_agree(bundle, tiny_planner):
     golden = {g.get("target"): g for g in load_bundle(bundle).manifest["golden"] if g["component"] == "planner"}
     assert set(golden) == {"executorch", "onnx", "coreml"}

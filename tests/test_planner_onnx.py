@@ -18,7 +18,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 import vera_mobile.export.planner_onnx as planner_onnx  # noqa: E402
-from vera_mobile.export.planner_onnx import export_planner_onnx  # noqa: E402
+from vera_mobile.export.planner_onnx import export_planner_onnx, graph_files  # noqa: E402
 from vera_mobile.errors import CheckpointError, InputError  # noqa: E402
 from vera_mobile.models.checkpoint import load_planner  # noqa: E402
 from vera_mobile.prompts import Request  # noqa: E402
@@ -50,11 +50,15 @@ def tokenizer(checkpoint):
 
 @pytest.fixture(scope="module")
 def exported(model, tmp_path_factory):
-    """{recipe: directory} for fp32, int4 and int8."""
-    return {
-        quant: export_planner_onnx(model, tmp_path_factory.mktemp(quant), MAX_SEQ_LEN, quant)["text_decoder"].parent
-        for quant in ("fp32", "int4", "int8")
-    }
+    """{recipe: {graph name: file}} for fp32, int4 and int8."""
+    return {quant: export_planner_onnx(model, tmp_path_factory.mktemp(quant), MAX_SEQ_LEN, quant)
+            for quant in ("fp32", "int4", "int8")}
+
+
+def copied(graphs, folder):
+    """A copy of one export's folder, and its graphs by name there."""
+    shutil.copytree(graphs["text_decoder"].parent, folder)
+    return folder, graph_files(folder)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +122,7 @@ def test_graphs_have_the_documented_inputs_and_outputs(exported, model):
 
 def test_quantized_graphs_use_the_recipes_ops(exported):
     def ops(quant, name):
-        return {node.op_type for node in onnx.load(exported[quant] / f"{name}.onnx").graph.node}
+        return {node.op_type for node in onnx.load(exported[quant][name]).graph.node}
 
     assert "MatMulNBits" in ops("int4", "text_decoder")
     assert "GatherBlockQuantized" in ops("int4", "token_embedding")
@@ -189,16 +193,18 @@ def test_quantized_latent_stays_close_to_fp32(exported, tokenizer, pixels, quant
 
 
 def test_missing_graph_is_a_checkpoint_error(exported, tmp_path):
-    broken = shutil.copytree(exported["fp32"], tmp_path / "bundle")
+    broken, graphs = copied(exported["fp32"], tmp_path / "bundle")
     (broken / "text_decoder.onnx").unlink()
     with pytest.raises(CheckpointError, match="text_decoder.onnx does not exist"):
-        OnnxPlanner(broken)
+        OnnxPlanner(graphs)
+    with pytest.raises(CheckpointError, match="needs the graph.s. retouch_head"):
+        OnnxPlanner({name: path for name, path in graphs.items() if name != "retouch_head"})
 
 
 def test_graphs_of_different_widths_are_refused(exported, tmp_path):
     from onnx import TensorProto, helper
 
-    broken = shutil.copytree(exported["fp32"], tmp_path / "bundle")
+    broken, graphs = copied(exported["fp32"], tmp_path / "bundle")
     graph = helper.make_graph(  # a "head" for hidden size 32: the right names, the wrong width
         [helper.make_node("Reshape", ["hidden3", "shape"], ["latent"])],
         "retouch_head",
@@ -209,14 +215,14 @@ def test_graphs_of_different_widths_are_refused(exported, tmp_path):
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), broken / "retouch_head.onnx")
     with pytest.raises(CheckpointError, match="disagree on the hidden size"):
-        OnnxPlanner(broken)
+        OnnxPlanner(graphs)
 
 
 def test_wrong_graph_in_a_slot_is_a_checkpoint_error(exported, tmp_path):
-    broken = shutil.copytree(exported["fp32"], tmp_path / "bundle")
+    broken, graphs = copied(exported["fp32"], tmp_path / "bundle")
     shutil.copy(broken / "retouch_head.onnx", broken / "vision_encoder.onnx")
     with pytest.raises(CheckpointError, match="not the planner's vision_encoder graph"):
-        OnnxPlanner(broken)
+        OnnxPlanner(graphs)
 
 
 def test_bad_inputs_are_input_errors(exported, model):
@@ -238,12 +244,12 @@ def test_large_graphs_keep_weights_in_external_data(model, tmp_path, monkeypatch
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(  # no scratch files left behind
         [f"{name}.onnx" for name in paths] + ["text_decoder.onnx.data", "token_embedding.onnx.data"]
     )
-    backend, reference = OnnxPlanner(tmp_path), TorchPlanner(model)
+    backend, reference = OnnxPlanner(paths), TorchPlanner(model)
     embeds = reference.embed(np.arange(100, 108))
     np.testing.assert_allclose(backend.decode(embeds)[1], reference.decode(embeds)[1], atol=1e-4, rtol=0)
     (tmp_path / "text_decoder.onnx.data").unlink()
     with pytest.raises(CheckpointError, match="could not load .*text_decoder.onnx"):
-        OnnxPlanner(tmp_path)
+        OnnxPlanner(paths)
 
 
 def test_a_failed_export_leaves_no_partial_set(model, tmp_path, monkeypatch):
@@ -270,7 +276,7 @@ def test_full_size_export_fits_in_protobuf_and_matches_the_reference(tmp_path):
     for quant in ("fp32", "int4"):
         paths = export_planner_onnx(model, tmp_path / quant, quant=quant)
         assert (paths["text_decoder"].with_name("text_decoder.onnx.data").exists()) == (quant == "fp32")
-        backend = OnnxPlanner(tmp_path / quant)
+        backend = OnnxPlanner(paths)
         got = [backend.decode(embeds[:16]), *(backend.decode(embeds[i : i + 1]) for i in range(16, 24))]
         similarity = min(cosine(g[1], w[1]) for g, w in zip(got, want))
         print(f"full size {quant}: min hidden-state cosine vs torch {similarity:.5f}")

@@ -50,9 +50,12 @@ class Bundle:
         """The (first) manifest entry of one component on one target; an error naming what exists if none."""
         found = self.artifacts(component, target)
         if not found:
-            have = sorted({f"{a['component']}/{a['target']}" for a in self.manifest["artifacts"]})
-            raise CheckpointError(f"{self.directory}: no {component} artifact for {target} (bundle has: {', '.join(have)})")
+            raise CheckpointError(f"{self.directory}: no {component} artifact for {target} (bundle has: {self.contents()})")
         return found[0]
+
+    def contents(self) -> str:
+        """What the bundle holds, for messages: "planner/onnx, renderer/onnx, ..."."""
+        return ", ".join(sorted({f"{a['component']}/{a['target']}" for a in self.manifest["artifacts"]}))
 
     def artifact_path(self, component: str, target: str) -> Path:
         """The verified file of one component on one target (the one its manifest entry names)."""

@@ -20,6 +20,13 @@ PLANNER_METHOD_IO = {
     "retouch_head": (("hidden3", "mask"), ("latent",)),
 }
 
+# The renderer's two programs with their input and output names, the same on every target:
+# `condition` once per photo, `render_points` once per tile of pixels.
+RENDERER_METHOD_IO = {
+    "condition": (("latent", "mask"), ("biases",)),
+    "render_points": (("points", "biases"), ("colors",)),
+}
+
 # --- Sequence lengths ------------------------------------------------------------------------------
 
 # K/V cache slots of every exported planner (ExecuTorch, ONNX, Core ML): 256 image tokens, a

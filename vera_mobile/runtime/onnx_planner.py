@@ -16,33 +16,29 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import CheckpointError, InputError
+from ..targets import PLANNER_METHOD_IO
 from .onnx_session import open_onnx
 
-# graph name -> (input names, output names), as export/planner_onnx.py writes them
+# graph name -> (input names, output names): the planner's methods (targets.PLANNER_METHOD_IO), except
+# that the ONNX decoder passes its K/V cache in and out as tensors instead of taking an input position.
+_DECODER_INPUTS, _DECODER_OUTPUTS = PLANNER_METHOD_IO["text_decoder"]
 GRAPH_IO = {
-    "vision_encoder": (("pixels",), ("image_embeds",)),
-    "token_embedding": (("input_ids",), ("inputs_embeds",)),
-    "text_decoder": (
-        ("inputs_embeds", "past_keys", "past_values"),
-        ("logits", "hidden", "present_keys", "present_values"),
-    ),
-    "retouch_head": (("hidden3", "mask"), ("latent",)),
+    **PLANNER_METHOD_IO,
+    "text_decoder": ((_DECODER_INPUTS[0], "past_keys", "past_values"),
+                     (*_DECODER_OUTPUTS, "present_keys", "present_values")),
 }
 MAX_SEQ_LEN_KEY = "vera.max_seq_len"
 
 
 class OnnxPlanner:
-    """Implements generation.PlannerBackend on the four `<graph>.onnx` files of one export directory."""
+    """Implements generation.PlannerBackend on the four ONNX graphs of one exported planner."""
 
-    def __init__(self, graphs: str | os.PathLike | Mapping[str, str | os.PathLike]) -> None:
-        """`graphs`: an export directory holding `<graph>.onnx`, or graph name -> file (a bundle's manifest paths)."""
-        if isinstance(graphs, Mapping):
-            missing = [name for name in GRAPH_IO if name not in graphs]
-            if missing:
-                raise CheckpointError(f"the ONNX planner needs the graph(s) {', '.join(missing)}")
-            paths = {name: Path(graphs[name]) for name in GRAPH_IO}
-        else:
-            paths = {name: Path(graphs) / f"{name}.onnx" for name in GRAPH_IO}
+    def __init__(self, graphs: Mapping[str, str | os.PathLike]) -> None:
+        """`graphs`: graph name -> file, as a bundle's manifest names them (`Bundle.paths_by_role`)."""
+        missing = [name for name in GRAPH_IO if name not in graphs]
+        if missing:
+            raise CheckpointError(f"the ONNX planner needs the graph(s) {', '.join(missing)}")
+        paths = {name: Path(graphs[name]) for name in GRAPH_IO}
         directory = paths["text_decoder"].parent
         self.sessions = {name: _session(path, name) for name, path in paths.items()}
         self.image_size, self.hidden_size, self.cache_layout = _sizes(directory, self.sessions)

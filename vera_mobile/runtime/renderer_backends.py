@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import CheckpointError, InputError
 from ..quiet import native_noise_filtered
+from ..targets import RENDERER_METHOD_IO
 from .onnx_session import open_onnx
 
 Shape = tuple[int, ...]
@@ -91,7 +92,7 @@ class ExecuTorchRenderer(_FixedShapes):
             self._program = Runtime.get().load_program(path)
         except RuntimeError as exc:
             raise CheckpointError(f"ExecuTorch could not load {path}: {exc}") from exc
-        missing = {"condition", "render_points"} - self._program.method_names
+        missing = set(RENDERER_METHOD_IO) - self._program.method_names
         if missing:
             present = ", ".join(sorted(self._program.method_names))
             raise CheckpointError(f"{path} has no method {', '.join(sorted(missing))} (it has {present})")
@@ -122,11 +123,11 @@ class ExecuTorchRenderer(_FixedShapes):
 
 
 class OnnxRenderer(_FixedShapes):
-    """Runs `renderer_condition.onnx` + `renderer_render_points.onnx` with ONNX Runtime on the CPU."""
+    """Runs a renderer's two ONNX programs (`condition`, `render_points`; files the manifest names) on the CPU."""
 
     def __init__(self, condition_path: str | os.PathLike, render_points_path: str | os.PathLike) -> None:
-        self._condition = _onnx_session(condition_path, "condition", ("latent", "mask"), "biases")
-        self._render_points = _onnx_session(render_points_path, "render_points", ("points", "biases"), "colors")
+        self._condition = _onnx_session(condition_path, "condition")
+        self._render_points = _onnx_session(render_points_path, "render_points")
         self.latent_size, self.bias_size, self.tile = _renderer_shapes(
             Path(condition_path),
             [_fixed_shape(arg, condition_path) for arg in self._condition.get_inputs()],
@@ -145,8 +146,8 @@ class OnnxRenderer(_FixedShapes):
         return self._render_points.run(None, {"points": points, "biases": biases})[0]
 
 
-def _onnx_session(path: str | os.PathLike, program: str, inputs: tuple[str, ...], output: str) -> Any:
-    return open_onnx(path, f"renderer's {program} program", inputs, (output,))
+def _onnx_session(path: str | os.PathLike, program: str) -> Any:
+    return open_onnx(path, f"renderer's {program} program", *RENDERER_METHOD_IO[program])
 
 
 def _fixed_shape(arg: Any, path: str | os.PathLike) -> Shape:

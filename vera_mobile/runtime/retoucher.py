@@ -27,6 +27,7 @@ from ..photo_io import Photo, load_photo
 from ..plan import parse_plan
 from ..prompts import Request
 from ..render import RendererBackend
+from ..targets import RENDERER_METHOD_IO
 from ..tokenizer import Tokenizer
 from ..views import PLANNER_IMAGE_SIZE, planner_view, reference_view
 from .generation import PlannerBackend, SamplingOptions, check_prompt_fits, generate, prompt_embeddings
@@ -68,25 +69,25 @@ def renderer_from_bundle(bundle: Bundle, component: str, backend: str) -> Render
     from .renderer_backends import ExecuTorchRenderer, OnnxRenderer
 
     if backend == "executorch":
-        return ExecuTorchRenderer(bundle.path(bundle.artifact(component, backend)["path"]))
-    paths = bundle.paths_by_role(component, backend, ("condition", "render_points"))  # the manifest's verified files
+        return ExecuTorchRenderer(bundle.artifact_path(component, backend))
+    paths = bundle.paths_by_role(component, backend, tuple(RENDERER_METHOD_IO))  # the manifest's verified files
     return OnnxRenderer(paths["condition"], paths["render_points"])
 
 
-def _bundle_planner(bundle: Any, backend: str) -> PlannerBackend:
+def _bundle_planner(bundle: Bundle, backend: str) -> PlannerBackend:
     if backend == "executorch":
         from .executorch_planner import ExecuTorchPlanner
 
-        return ExecuTorchPlanner(bundle.path(bundle.artifact("planner", backend)["path"]))
+        return ExecuTorchPlanner(bundle.artifact_path("planner", backend))
     from .onnx_planner import GRAPH_IO, OnnxPlanner
 
     return OnnxPlanner(bundle.paths_by_role("planner", backend, tuple(GRAPH_IO)))
 
 
-def _bundle_reference(bundle: Any, backend: str) -> Any:
+def _bundle_reference(bundle: Bundle, backend: str) -> Any:
     from .reference_backends import ExecuTorchReferenceEncoder, OnnxReferenceEncoder
 
-    path = bundle.path(bundle.artifact("reference", backend)["path"])
+    path = bundle.artifact_path("reference", backend)
     return ExecuTorchReferenceEncoder(path) if backend == "executorch" else OnnxReferenceEncoder(path)
 
 
@@ -218,6 +219,11 @@ class Retoucher:
         if backend not in BUNDLE_BACKENDS:
             raise InputError(f"a bundle runs on {' or '.join(BUNDLE_BACKENDS)}, got backend {backend!r}")
         bundle = path if isinstance(path, Bundle) else load_bundle(path)
+        if not (bundle.has("planner", backend) or bundle.has("reference", backend)):  # e.g. a renderer-only bundle
+            raise CheckpointError(
+                f"{bundle.directory}: no planner or reference encoder for {backend}, so nothing to retouch with "
+                f"(bundle has: {bundle.contents()}); a bare renderer opens with renderer_from_bundle"
+            )
         manifest = bundle.manifest
         kwargs: dict[str, Any] = {
             "tokenizer": Tokenizer.from_file(bundle.path(manifest["tokenizer"]["file"])),
