@@ -19,26 +19,34 @@ import warnings
 from typing import Sequence
 
 from ..errors import VeraError
+from ..quiet import known_noise_shown, tool_progress_bars_hidden
 from . import check, demo, develop, export, inspect, prompt, retouch, synthesize, synthetic, train
 from .messages import one_line, one_line_warning
 
 COMMANDS = (retouch, develop, prompt, export, check, inspect, synthetic, demo, synthesize, train)  # --help's order
+VERBOSE_HELP = "also show third-party tools' progress bars and the known warnings vera-mobile otherwise hides"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vera-mobile", description=__doc__.splitlines()[0])
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
-        command.add_parser(sub).set_defaults(func=command.run)
+        command_parser = command.add_parser(sub)
+        # --verbose also after the command's name; SUPPRESS keeps one given before it
+        command_parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+        command_parser.set_defaults(func=command.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     shown = warnings.showwarning
-    warnings.showwarning = one_line_warning
+    if not args.verbose:  # --verbose keeps Python's format, which names the warning's source
+        warnings.showwarning = one_line_warning
     try:
-        return args.func(args)
+        with known_noise_shown() if args.verbose else tool_progress_bars_hidden():
+            return args.func(args)
     except VeraError as err:
         print(f"vera-mobile: error: {one_line(err)}", file=sys.stderr)
         return 2

@@ -128,7 +128,9 @@ class StageProgress:
             return
         if stage not in self.bars:
             unit = "tok" if stage == "reasoning" else "px"
-            self.bars[stage] = tqdm(total=total, desc=stage, unit=unit, unit_scale=unit == "px", leave=False)
+            # disable=False: our bars show even where third-party ones are hidden (quiet.py)
+            self.bars[stage] = tqdm(total=total, desc=stage, unit=unit, unit_scale=unit == "px", leave=False,
+                                    disable=False)
         self.bars[stage].update(done - self.bars[stage].n)
 
     def close(self) -> None:
