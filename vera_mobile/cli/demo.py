@@ -44,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     on_device_target = out / "executorch" / f"{SAMPLE_PHOTO.stem}.png"
-    check_outputs([on_device_target], retouch_suffixes("auto", DEFAULT_RENDER), [str(SAMPLE_PHOTO)], args.overwrite)
     torch_target = out / f"{SAMPLE_PHOTO.stem}.png"
-    check_outputs([torch_target], retouch_suffixes("auto", DEFAULT_RENDER), [str(SAMPLE_PHOTO)], args.overwrite)
+    check_outputs([on_device_target, torch_target], retouch_suffixes("auto", DEFAULT_RENDER), [str(SAMPLE_PHOTO)],
+                  args.overwrite)
     sampling = SamplingOptions(max_new_tokens=args.max_new_tokens)
     stream = lambda piece: print(piece, end="", flush=True)  # noqa: E731
 

@@ -55,14 +55,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from ..lut import DEFAULT_LUT_SIZE
-    from ..runtime.generation import SamplingOptions, check_sampling
+    from ..runtime.generation import SamplingOptions
     from ..runtime.result import RenderOptions
     from ..runtime.retoucher import Retoucher
 
     # Everything the user gave is checked here, once, before a model is loaded.
     params = read_params(args.params)
     request = Request(mode=args.mode, prompt=args.prompt, params=params)
-    check_sampling(args.max_new_tokens, args.temperature, args.top_p, args.seed)
     sampling = SamplingOptions(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
                                seed=args.seed)
     check_lut_size(args.render, args.lut_size)
