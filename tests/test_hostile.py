@@ -584,17 +584,17 @@ def test_a_batch_survives_a_photo_that_fails_late(tmp_path, capsys, canary, monk
 
 def test_outputs_appear_together_or_not_at_all(tmp_path, monkeypatch):
     """A failure while writing a photo's last output (a full disk) leaves none of its files."""
-    from vera_mobile import cli
+    from vera_mobile.cli import retouch as retouch_command
 
     photo(tmp_path / "real.png")
-    real_write = cli.write_text_atomic
+    real_write = retouch_command.write_text_atomic
 
     def disk_full(target, text, *args):
         if str(target).endswith(".json"):
             raise OSError(28, "No space left on device")
         return real_write(target, text, *args)
 
-    monkeypatch.setattr(cli, "write_text_atomic", disk_full)
+    monkeypatch.setattr(retouch_command, "write_text_atomic", disk_full)
     assert main(["retouch", str(tmp_path / "real.png"), "--out", str(tmp_path / "out"), "--max-new-tokens", "2"]) == 2
     assert list((tmp_path / "out").iterdir()) == []
 

@@ -8,7 +8,7 @@ Layers, lowest first (a module may import its own layer and the ones below):
 2. the runtime (backends, generation, Retoucher) and synthetic checkpoints (testing);
 3. training and `describe`;
 4. the export toolchain (`vera_mobile.export`, the repository's export/ folder);
-5. the command line.
+5. the command line (`vera_mobile.cli`, one module per command).
 """
 
 from __future__ import annotations
@@ -95,6 +95,14 @@ def test_the_runtime_imports_neither_torch_nor_the_toolchain():
         "from vera_mobile import lut, render, bundle, tokenizer, photo_io, views, describe"
     )
     assert "torch" not in loaded and not _toolchain(loaded)
+
+
+def test_the_command_line_loads_no_tool_before_a_command_runs():
+    """Each command imports torch or the toolchain inside its run(); tqdm too, so that the command
+    line can hide third-party progress bars (quiet.tool_progress_bars_hidden)."""
+    loaded = _loaded_after("import vera_mobile.cli\nvera_mobile.cli.build_parser().parse_args(['inspect', 'x'])")
+    assert {"vera_mobile.cli.export", "vera_mobile.cli.demo", "vera_mobile.cli.train"} <= loaded
+    assert "torch" not in loaded and "tqdm" not in loaded and not _toolchain(loaded)
 
 
 def test_loading_a_checkpoint_does_not_import_the_toolchain(tiny_checkpoint):

@@ -5,6 +5,11 @@ so a new warning still shows. `import vera_mobile` calls `silence_known_noise()`
 and warning filters for exactly these messages), so it holds before transformers, torchao,
 ExecuTorch or the export toolchain are imported. Native libraries print to the process's stderr
 directly; `native_noise_filtered()` wraps the calls that do so.
+
+Third-party progress bars (coremltools' MIL conversion and compression passes) are the command
+line's to hide: `tool_progress_bars_hidden()` turns tqdm's default off for a command, while our own
+bars pass `disable=` explicitly and still show; `vera-mobile --verbose` runs the command under
+`known_noise_shown()` instead, which lets the bars and everything listed here through.
 """
 
 from __future__ import annotations
@@ -28,8 +33,14 @@ NOISY_LOG_MESSAGES = (
      "torchvision's ONNX ops are skipped; we never install torchvision"),
     ("", r"Please consider to run pre-processing before quantization",  # "" is the root logger
      "onnxruntime's advice for static quantization; our planner graphs use dynamic int8"),
-    ("coremltools", r"Failed to load _MLModelProxy",
+    ("coremltools", r"Failed to load _ML\w+Proxy",
      "Core ML programs run only on Apple platforms; on Linux we convert and inspect them"),
+    ("coremltools", r"scikit-learn version \S+ is not supported",
+     "coremltools then disables its scikit-learn converters, which we never use"),
+    ("coremltools", r"Torch version \S+ has not been tested with coremltools",
+     "an advisory about coremltools' test matrix; our Core ML tests convert every program with the pinned torch"),
+    ("coremltools", r"Saving value type of int64 into a builtin type of int32",
+     "Core ML has no int64: shape and index constants are stored as int32, and ours are far below 2**31"),
 )
 # Warnings that are known noise: (category, start of the message as a regular expression, why).
 NOISY_WARNINGS = (
@@ -61,6 +72,41 @@ def silence_known_noise() -> None:
             logger.addFilter(_DropMessage(pattern))
     for category, message, _why in NOISY_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
+
+
+@contextmanager
+def known_noise_shown() -> Iterator[None]:
+    """Let the log messages and warnings listed above through for a block (the command line's --verbose)."""
+    for name, _pattern, _why in NOISY_LOG_MESSAGES:
+        logger = logging.getLogger(name)
+        for drop in [f for f in logger.filters if isinstance(f, _DropMessage)]:
+            logger.removeFilter(drop)
+    try:
+        with warnings.catch_warnings():  # restores the warning filters afterwards
+            for category, message, _why in NOISY_WARNINGS:
+                warnings.filterwarnings("default", message=message, category=category)  # ahead of our "ignore"
+            yield
+    finally:
+        silence_known_noise()
+
+
+@contextmanager
+def tool_progress_bars_hidden() -> Iterator[None]:
+    """Run a block with third-party tqdm progress bars off, ours (which pass disable= explicitly) still on.
+
+    tqdm takes TQDM_* environment variables as the defaults of every bar when it is first imported,
+    so this holds where tqdm is first imported inside the block, as in a `vera-mobile` process: the
+    command line imports no third-party tool before its command runs. Child processes inherit it.
+    """
+    saved = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["TQDM_DISABLE"]
+        else:
+            os.environ["TQDM_DISABLE"] = saved
 
 
 @contextmanager

@@ -145,7 +145,8 @@ class Stage:
         batches = _batches(examples, batch_size, np.random.default_rng([self.options.seed, len(self.name), 1]))
         for _ in range(self.step):
             next(batches)
-        bar = tqdm(total=self.steps, initial=self.step, desc=self.name, unit="step")
+        # disable=False: shown even where third-party bars are hidden (quiet.tool_progress_bars_hidden)
+        bar = tqdm(total=self.steps, initial=self.step, desc=self.name, unit="step", disable=False)
         self.model.train()
         while not self.done:
             start = time.perf_counter()

@@ -1,0 +1,39 @@
+"""`vera-mobile train`: train VeraRetouch-Nano on synthesized data (CPU; resumable from --work)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .outputs import add_overwrite_option, check_new_folder
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("train", help="train VeraRetouch-Nano on synthesized data (CPU; resumable)")
+    p.add_argument("--data", required=True, nargs="+", help="synthesized data set folder(s) (vera-mobile synthesize)")
+    p.add_argument("--out", required=True, help="where the trained checkpoint directory is written")
+    p.add_argument("--work", required=True, help="checkpoints and loss log; rerun with the same --work to resume")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reference-steps", type=int, help="stage 1, reference encoder + renderer (default 4000)")
+    p.add_argument("--planner-steps", type=int, help="stage 2, planner end to end (default 12000)")
+    p.add_argument("--planner-batch", type=int, help="examples per planner step (default 12)")
+    p.add_argument("--diagnosis-weight", type=float,
+                   help="cross-entropy weight of the problem sections' tokens (default 4; 1 = plain cross-entropy)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    add_overwrite_option(p)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..training.train import TrainOptions, train
+
+    chosen = {name: getattr(args, name) for name in
+              ("reference_steps", "planner_steps", "planner_batch", "diagnosis_weight", "threads")
+              if getattr(args, name) is not None}
+    check_new_folder(args.out, args.overwrite)
+    options = TrainOptions(data=list(args.data), out=args.out, work=args.work, seed=args.seed, **chosen)
+    out = train(options)
+    if out is None:
+        print(f"stopped at the time limit with progress saved in {args.work}; run the same command again to continue")
+        return 0
+    print(f"wrote {out} (config.json, tokenizer.json, model.safetensors, encoder_renderer.safetensors, training.json)")
+    return 0
