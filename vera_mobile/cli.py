@@ -25,7 +25,7 @@ from .prompts import MODES, PLANNER_MODES, Request, params_mask, validate_params
 from .runtime.result import DEFAULT_RENDER_METHOD as DEFAULT_RENDER, RENDER_METHODS as RENDER_MODES
 from .runtime.retoucher import BACKENDS
 from .targets import (CHECKPOINT_DTYPES, COREML_RECIPES, DEFAULT_PRECISION, EXPORT_TARGETS, INT8_FIDELITY_CLAIM,
-                      PLANNER_RECIPES, PRECISIONS)
+                      PLANNER_RECIPES, PRECISIONS, UPSTREAM_APP_TARGET)
 
 SAMPLE_PHOTO = Path(__file__).parent / "assets" / "sample_coffee.jpg"
 
@@ -469,7 +469,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a checkpoint to a bundle of on-device artifacts with a manifest")
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help="built-in model name (nano, the default) or a planner checkpoint directory")
-    p.add_argument("--targets", default=",".join(EXPORT_TARGETS), help="comma-separated: " + ", ".join(EXPORT_TARGETS))
+    p.add_argument("--targets", default=",".join(EXPORT_TARGETS),
+                   help="comma-separated: " + ", ".join(EXPORT_TARGETS) + f" (the default), or also {UPSTREAM_APP_TARGET}: "
+                        "the Core ML packages upstream's own iOS/macOS app loads (fastvithd, retouch_head, "
+                        "retouch_decoder; recipe from --quant or --coreml-recipe)")
     p.add_argument("--reference", help="encoder_renderer.pth for reference mode (default: the one in --model, if any)")
     recipes = "; ".join(f"{q} = " + " / ".join(f"{target} {PLANNER_RECIPES[target][q]}" for target in PLANNER_RECIPES)
                         for q in PRECISIONS)
