@@ -14,7 +14,14 @@ from vera_mobile.bundle import SCHEMA_PATH, load_bundle, sha256_of  # noqa: E402
 from vera_mobile.cli import main  # noqa: E402
 from vera_mobile.errors import InputError  # noqa: E402
 from vera_mobile.export.planner_coreml import inspect_planner_coreml  # noqa: E402
-from vera_mobile.export.upstream_app_coreml import export_upstream_app_coreml, upstream_app_programs  # noqa: E402
+from vera_mobile.export.upstream_app_coreml import (  # noqa: E402
+    export_upstream_app_coreml,
+    upstream_app_io,
+    upstream_app_programs,
+)
+from vera_mobile.models.config import PlannerConfig  # noqa: E402
+from vera_mobile.models.planner import VeraPlanner  # noqa: E402
+from vera_mobile.testing.synthetic import synthetic_config  # noqa: E402
 
 RECIPES = ("fp16", "int4-block32")
 # What upstream's Swift code asks of each package, written out (not imported) so that the test
@@ -42,6 +49,15 @@ def app_shapes(config) -> dict[str, tuple[list, list]]:
         "retouch_head": ([[1, 3 * config.hidden_size]], [[1, latent]]),
         "retouch_decoder": ([[1, 3, TILE, TILE], [1, latent]], [[1, 3, TILE, TILE]]),
     }
+
+
+def test_the_full_size_architecture_has_the_shapes_the_app_asserts():
+    """The app checks `image_features` is [1, 256, 3072] and counts (1024 / 64)² image tokens."""
+    io = upstream_app_io(PlannerConfig.from_dict(synthetic_config("full")))
+    assert io["fastvithd"]["inputs"][0]["shape"] == [1, 3, 1024, 1024]
+    assert io["fastvithd"]["outputs"][0]["shape"] == [1, 256, 3072]
+    assert io["retouch_head"]["inputs"][0]["shape"] == [1, 3 * 896]
+    assert io["retouch_head"]["outputs"][0]["shape"] == io["retouch_decoder"]["inputs"][1]["shape"] == [1, 3 * 896]
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
@@ -130,3 +146,15 @@ def test_an_unknown_recipe_is_refused_before_anything_is_written(tiny_planner, t
     with pytest.raises(InputError, match="unknown Core ML recipe 'int3'"):
         export_upstream_app_coreml(tiny_planner, tmp_path / "out", "int3")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_full_size_packages_have_the_shapes_the_app_asserts(tmp_path):
+    torch.manual_seed(0)
+    model = VeraPlanner(PlannerConfig.from_dict(synthetic_config("full"))).eval()  # random weights: structure only
+    paths = export_upstream_app_coreml(model, tmp_path, "int8-channel")
+    facts = {name: inspect_planner_coreml(path) for name, path in paths.items()}
+    assert facts["fastvithd"]["inputs"] == [{"name": "images", "shape": [1, 3, 1024, 1024], "dtype": "float32"}]
+    assert facts["fastvithd"]["outputs"] == [{"name": "image_features", "shape": [1, 256, 3072], "dtype": "float32"}]
+    assert facts["retouch_head"]["outputs"] == [{"name": "output", "shape": [1, 2688], "dtype": "float32"}]
+    assert facts["fastvithd"]["compression"]["constexpr_blockwise_shift_scale"] > 0
