@@ -35,12 +35,14 @@ from vera_mobile.targets import (
     DEFAULT_PRECISION,
     EXECUTORCH_OPTIONS,
     EXPORT_TARGETS,
+    OPTIONAL_EXPORT_TARGETS,
     PLANNER_METHOD_IO,
     PLANNER_RECIPES,
     PRECISIONS,
     REFERENCE_PRECISION_NOTE,
     RENDERER_METHOD_IO,
     RENDERER_PRECISION_NOTE,
+    UPSTREAM_APP_TARGET,
 )
 from vera_mobile.views import REFERENCE_SIZE
 
@@ -256,6 +258,21 @@ def _reference_artifact(model: Any, latent_size: int, target: str, staging: Path
             "methods": methods, "precision": precision}
 
 
+def _upstream_app_artifacts(model: Any, recipe: str, staging: Path, say: Progress) -> list[dict[str, Any]]:
+    """Manifest entries of the packages upstream's app loads: the tower and head are planner
+    parts (compressed by `recipe`), the decoder is the renderer (fp16)."""
+    from .upstream_app_coreml import COMPRESSED, export_upstream_app_coreml, upstream_app_io
+
+    paths = export_upstream_app_coreml(model, staging, recipe, progress=say)
+    io = upstream_app_io(model.config)
+    entries = []
+    for name, path in paths.items():
+        entry = {"component": "planner" if name in COMPRESSED else "renderer", "target": UPSTREAM_APP_TARGET,
+                 "path": path.name, "sha256": sha256_of(path), "methods": {name: io[name]}}
+        entries.append({**entry, "recipe": recipe} if name in COMPRESSED else {**entry, "precision": "float16"})
+    return entries
+
+
 def export_bundle(
     model_dir: str | Path,
     out: str | Path,
@@ -268,14 +285,16 @@ def export_bundle(
     """Export the renderer (and the reference encoder, if any) for each target, the tokenizer and the manifest.
 
     `reference` is an `encoder_renderer.pth` (or `.safetensors`); by default the one inside `model_dir`, if present.
-    `coreml_recipe` overrides the Core ML planner recipe `quant` implies (e.g. "palettize4").
+    `coreml_recipe` overrides the Core ML planner recipe `quant` implies (e.g. "palettize4"), for
+    `coreml` and for the opt-in `coreml-upstream-app` target (upstream's own app's packages only).
     """
     model_dir, out = resolve_model(model_dir), Path(out)
     if reference is None:
         reference = reference_checkpoint_in(model_dir)
-    unknown = [t for t in targets if t not in EXPORT_TARGETS]
+    known = EXPORT_TARGETS + OPTIONAL_EXPORT_TARGETS
+    unknown = [t for t in targets if t not in known]
     if unknown or not targets:
-        raise InputError(f"unknown export target(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(EXPORT_TARGETS)}")
+        raise InputError(f"unknown export target(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(known)}")
     if quant not in PRECISIONS:
         raise InputError(f"unknown planner precision {quant!r}; choose from {', '.join(PRECISIONS)}")
     if coreml_recipe is not None:
@@ -297,6 +316,11 @@ def export_bundle(
         tokenizer.save(staging / "tokenizer.json")
         artifacts, golden = [], [_renderer_golden(folded, latent_size)]
         for target in targets:
+            if target == UPSTREAM_APP_TARGET:
+                recipe = coreml_recipe or PLANNER_RECIPES["coreml"][quant]
+                say(f"upstream app's Core ML packages ({recipe})")
+                artifacts += _upstream_app_artifacts(model, recipe, staging, say)
+                continue
             if target in PLANNER_RECIPES:
                 recipe = (coreml_recipe if target == "coreml" else None) or PLANNER_RECIPES[target][quant]
                 say(f"planner → {target} ({recipe})")
@@ -309,7 +333,7 @@ def export_bundle(
             encoder_renderer = load_encoder_renderer(reference)
             reference_folded = FoldedRenderer(encoder_renderer.decoder).eval()
             reference_latent = 3 * encoder_renderer.latent_dim
-            for target in targets:
+            for target in (t for t in targets if t in EXPORT_TARGETS):
                 say(f"reference encoder and its renderer → {target}")
                 artifacts.append(_reference_artifact(encoder_renderer, reference_latent, target, staging))
                 artifacts += _renderer_artifacts(reference_folded, reference_latent, target, staging, "reference_renderer")

@@ -220,21 +220,38 @@ def export_planner_coreml(
     `out_dir` and moved into place only once all four are complete; existing ones are replaced.
     """
     _check_arguments(model, recipe, max_seq_len)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     with _step("exporting the planner's programs with torch.export", progress):
         exported = exported_programs(model, max_seq_len)
-    scratch = Path(tempfile.mkdtemp(prefix=".planner-coreml-", dir=out_dir))
+
+    def convert(name: str) -> Any:
+        with _step(f"converting the planner's {name} program to Core ML (fp16)", progress):
+            converted = _convert(name, exported[name])
+        if recipe != "fp16" and name in _COMPRESSED:
+            with _step(f"compressing the planner's {name} program ({recipe})", progress):
+                converted = _compress(converted, recipe, _COMPRESSED[name])
+        return converted
+
+    return save_packages({name: f"planner_{name}" for name in exported}, convert, out_dir, progress)
+
+
+def save_packages(
+    stems: dict[str, str], convert: Callable[[str], Any], out_dir: str | os.PathLike,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Path]:
+    """Save `convert(name)` as `<stems[name]>.mlpackage` in `out_dir` for every name, all or nothing.
+
+    The packages are written to a scratch folder inside `out_dir` and moved into place only once
+    all are complete; existing ones are replaced. Returns {name: package path}.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".coreml-packages-", dir=out_dir))
     try:
         staged = {}
-        for name, program in exported.items():
-            with _step(f"converting the planner's {name} program to Core ML (fp16)", progress):
-                converted = _convert(name, program)
-            if recipe != "fp16" and name in _COMPRESSED:
-                with _step(f"compressing the planner's {name} program ({recipe})", progress):
-                    converted = _compress(converted, recipe, _COMPRESSED[name])
-            staged[name] = scratch / f"planner_{name}.mlpackage"
+        for name, stem in stems.items():
+            converted = convert(name)
+            staged[name] = scratch / f"{stem}.mlpackage"
             with _step(f"saving {staged[name].name}", progress):
                 converted.save(str(staged[name]))
         paths = {}

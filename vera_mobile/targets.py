@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-EXPORT_TARGETS = ("executorch", "onnx", "coreml")
+EXPORT_TARGETS = ("executorch", "onnx", "coreml")  # the default set
+# Opt-in: the Core ML packages upstream's own iOS/macOS app loads, under its names and shapes
+# (docs/upstream-compatibility.md, "Upstream's iOS app").
+UPSTREAM_APP_TARGET = "coreml-upstream-app"
+OPTIONAL_EXPORT_TARGETS = (UPSTREAM_APP_TARGET,)
 
 # The planner's methods with their input and output names, the same on every target (ONNX's
 # decoder adds past/present K/V tensors, Core ML's keeps its cache in states).
@@ -116,6 +120,17 @@ COREML_BLOCK_SIZE = 32  # int4-block32: input channels per scale
 COREML_PALETTE_GROUP = 16  # palettize4: output channels per look-up table
 # Precisions of the Core ML renderer packages; inputs and outputs stay float32 at either.
 COREML_RENDERER_PRECISIONS = ("float16", "float32")
+
+# --- Upstream's app (ml-veraretouch) --------------------------------------------------------------
+
+# Package (file stem) -> (input names, output names), as upstream's Swift code looks them up.
+# Every input and output is a float32 multi-array.
+UPSTREAM_APP_PACKAGES = {
+    "fastvithd": (("images",), ("image_features",)),
+    "retouch_head": (("input",), ("output",)),
+    "retouch_decoder": (("input_img", "retouch_latent"), ("output",)),
+}
+UPSTREAM_APP_TILE = 512  # the decoder's fixed square tile, in pixels per side
 
 # What the manifest says about the float components.
 RENDERER_PRECISION_NOTE = "fp32 (ExecuTorch, ONNX); fp16 and fp32 (Core ML)"

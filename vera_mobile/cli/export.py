@@ -11,14 +11,17 @@ import time
 
 from ..builtin import DEFAULT_MODEL
 from ..targets import (COREML_RECIPES, DEFAULT_PRECISION, EXPORT_TARGETS, INT8_FIDELITY_CLAIM, PLANNER_RECIPES,
-                       PRECISIONS)
+                       PRECISIONS, UPSTREAM_APP_TARGET)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("export", help="export a checkpoint to a bundle of on-device artifacts with a manifest")
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help="built-in model name (nano, the default) or a planner checkpoint directory")
-    p.add_argument("--targets", default=",".join(EXPORT_TARGETS), help="comma-separated: " + ", ".join(EXPORT_TARGETS))
+    p.add_argument("--targets", default=",".join(EXPORT_TARGETS),
+                   help="comma-separated: " + ", ".join(EXPORT_TARGETS) + f" (the default), or also {UPSTREAM_APP_TARGET}: "
+                        "the Core ML packages upstream's own iOS/macOS app loads (fastvithd, retouch_head, "
+                        "retouch_decoder; recipe from --quant or --coreml-recipe)")
     p.add_argument("--reference", help="encoder_renderer.pth for reference mode (default: the one in --model, if any)")
     recipes = "; ".join(f"{q} = " + " / ".join(f"{target} {PLANNER_RECIPES[target][q]}" for target in PLANNER_RECIPES)
                         for q in PRECISIONS)
