@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from ..builtin import ASSETS, DEFAULT_MODEL
-from ..runtime.result import DEFAULT_RENDER_METHOD as DEFAULT_RENDER
+from ..runtime.result import DEFAULT_RENDER_METHOD
 from ..targets import DEFAULT_PRECISION, EXPORT_TARGETS, PRECISIONS
 from .outputs import add_overwrite_option, check_outputs
 from .retouch import retouch_suffixes, save_outputs
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     on_device_target = out / "executorch" / f"{SAMPLE_PHOTO.stem}.png"
     torch_target = out / f"{SAMPLE_PHOTO.stem}.png"
-    check_outputs([on_device_target, torch_target], retouch_suffixes("auto", DEFAULT_RENDER), [str(SAMPLE_PHOTO)],
+    check_outputs([on_device_target, torch_target], retouch_suffixes("auto", DEFAULT_RENDER_METHOD), [str(SAMPLE_PHOTO)],
                   args.overwrite)
     sampling = SamplingOptions(max_new_tokens=args.max_new_tokens)
     stream = lambda piece: print(piece, end="", flush=True)  # noqa: E731

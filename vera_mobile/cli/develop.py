@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..files import OutputSet
+from ..lut import DEFAULT_LUT_SIZE, MAX_LUT_SIZE, MIN_LUT_SIZE, RENDER_METHODS
 from .inputs import check_lut_size, check_photos, read_params
 from .outputs import add_overwrite_option, check_outputs, output_paths, outputs_of, run_batch
 
@@ -15,9 +16,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("photos", nargs="+", metavar="PHOTO")
     p.add_argument("--params", required=True, help="JSON file of slider values on a ±100 scale")
     p.add_argument("--out", required=True, help="output directory (DIR/<stem>.png, and .cube in lut mode)")
-    p.add_argument("--render", choices=("lut", "exact"), default="lut",
+    p.add_argument("--render", choices=RENDER_METHODS, default="lut",
                    help="lut: bake a 3D LUT and apply it, also writing DIR/<stem>.cube (default); exact: every pixel")
-    p.add_argument("--lut-size", type=int, default=None, help="LUT grid size S (S³ points, 2..65; default 33)")
+    p.add_argument("--lut-size", type=int, default=None,
+                   help=f"LUT grid size S (S³ points, {MIN_LUT_SIZE}..{MAX_LUT_SIZE}; default {DEFAULT_LUT_SIZE})")
     add_overwrite_option(p)
     return p
 

@@ -41,11 +41,10 @@ def check_photos(photos: Sequence[str]) -> list[str]:
 
 def check_lut_size(render: str, lut_size: int | None) -> None:
     """--lut-size goes with --render lut and lies in the LUT module's range."""
-    from ..lut import MAX_LUT_SIZE, MIN_LUT_SIZE
+    from .. import lut
 
     if lut_size is None:
         return
     if render != "lut":
         raise InputError("--lut-size applies to --render lut only")
-    if not MIN_LUT_SIZE <= lut_size <= MAX_LUT_SIZE:
-        raise InputError(f"--lut-size: the LUT size must be {MIN_LUT_SIZE}..{MAX_LUT_SIZE}, got {lut_size}")
+    lut.check_lut_size(lut_size, "--lut-size")

@@ -14,11 +14,16 @@ from ..builtin import DEFAULT_MODEL, resolve_model
 from ..errors import InputError
 from ..files import OutputSet, write_text_atomic
 from ..prompts import MODES, Request, params_mask
-from ..runtime.result import DEFAULT_RENDER_METHOD as DEFAULT_RENDER, RENDER_METHODS as RENDER_MODES, RetouchResult
+from ..lut import DEFAULT_LUT_SIZE, MAX_LUT_SIZE, MIN_LUT_SIZE, RENDER_METHODS
+from ..runtime.generation import SamplingOptions
+from ..runtime.result import DEFAULT_RENDER_METHOD, RenderOptions, RetouchResult
 from ..runtime.retoucher import BACKENDS
 from ..targets import CHECKPOINT_DTYPES
 from .inputs import check_lut_size, check_photos, read_params
 from .outputs import add_overwrite_option, check_outputs, output_paths, outputs_of, run_batch
+
+
+_SAMPLING = SamplingOptions()  # the defaults the runtime uses, shown and applied by the CLI
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -33,15 +38,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--ref-before", help="reference mode: the example photo before its edit")
     p.add_argument("--ref-after", help="reference mode: the example photo after its edit")
     p.add_argument("--out", required=True, help="output directory (DIR/<stem>.png, .txt, .json)")
-    p.add_argument("--max-new-tokens", type=int, default=1024)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default, deterministic)")
-    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=_SAMPLING.max_new_tokens)
+    p.add_argument("--temperature", type=float, default=_SAMPLING.temperature,
+                   help="0 = greedy (default, deterministic)")
+    p.add_argument("--top-p", type=float, default=_SAMPLING.top_p)
     p.add_argument("--seed", type=int, default=None, help="sampling seed (with --temperature > 0)")
     p.add_argument("--dtype", choices=CHECKPOINT_DTYPES, default="float32")
     p.add_argument("--stream", action="store_true", help="print the reasoning as it is generated")
-    p.add_argument("--render", choices=RENDER_MODES, default=DEFAULT_RENDER,
-                   help=f"lut: bake a 3D LUT and apply it, also writing DIR/<stem>.cube; exact: every pixel (default {DEFAULT_RENDER})")
-    p.add_argument("--lut-size", type=int, default=None, help="LUT grid size S (S³ points, 2..65; default from measurements)")
+    p.add_argument("--render", choices=RENDER_METHODS, default=DEFAULT_RENDER_METHOD,
+                   help="lut: bake a 3D LUT and apply it, also writing DIR/<stem>.cube; exact: every pixel "
+                        f"(default {DEFAULT_RENDER_METHOD})")
+    p.add_argument("--lut-size", type=int, default=None,
+                   help=f"LUT grid size S (S³ points, {MIN_LUT_SIZE}..{MAX_LUT_SIZE}; default {DEFAULT_LUT_SIZE})")
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="runtime of the whole pipeline: torch for a checkpoint or built-in model; executorch or onnx "
                         "for a bundle (default: torch for checkpoints, the first the bundle has for bundles)")
@@ -54,9 +62,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..lut import DEFAULT_LUT_SIZE
-    from ..runtime.generation import SamplingOptions
-    from ..runtime.result import RenderOptions
     from ..runtime.retoucher import Retoucher
 
     # Everything the user gave is checked here, once, before a model is loaded.
