@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..training.recipe import DIAGNOSIS_WEIGHT, PLANNER_BATCH, PLANNER_STEPS, REFERENCE_STEPS
 from .outputs import add_overwrite_option, check_new_folder
 
 
@@ -13,11 +14,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--out", required=True, help="where the trained checkpoint directory is written")
     p.add_argument("--work", required=True, help="checkpoints and loss log; rerun with the same --work to resume")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--reference-steps", type=int, help="stage 1, reference encoder + renderer (default 4000)")
-    p.add_argument("--planner-steps", type=int, help="stage 2, planner end to end (default 12000)")
-    p.add_argument("--planner-batch", type=int, help="examples per planner step (default 12)")
+    p.add_argument("--reference-steps", type=int, help=f"stage 1, reference encoder + renderer (default {REFERENCE_STEPS})")
+    p.add_argument("--planner-steps", type=int, help=f"stage 2, planner end to end (default {PLANNER_STEPS})")
+    p.add_argument("--planner-batch", type=int, help=f"examples per planner step (default {PLANNER_BATCH})")
     p.add_argument("--diagnosis-weight", type=float,
-                   help="cross-entropy weight of the problem sections' tokens (default 4; 1 = plain cross-entropy)")
+                   help=f"cross-entropy weight of the problem sections' tokens (default {DIAGNOSIS_WEIGHT:g}; "
+                        "1 = plain cross-entropy)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     add_overwrite_option(p)
     return p

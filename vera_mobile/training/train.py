@@ -49,6 +49,7 @@ from ..tokenizer import Tokenizer
 from . import nano
 from .checkpoints import StageState, checkpoint_path, load_stage, refuse_pickles, save_stage
 from .data import Example, corpus, load_examples, planner_batch, read_datasets, reference_batch
+from .recipe import DIAGNOSIS_WEIGHT, PLANNER_BATCH, PLANNER_STEPS, REFERENCE_STEPS
 from .train_tower import TrainFastViT, folded_tower
 from .vision_init import init_vision_tower
 
@@ -64,16 +65,16 @@ class TrainOptions:
     out: str
     work: str
     seed: int = 0
-    reference_steps: int = 4000
+    reference_steps: int = REFERENCE_STEPS
     reference_batch: int = 8
     reference_full_size_steps: int = 150  # final reference steps at the runtime's 512-px views
-    planner_steps: int = 12000
-    planner_batch: int = 12
+    planner_steps: int = PLANNER_STEPS
+    planner_batch: int = PLANNER_BATCH
     pixels: int = 1024  # pixels per example in the pixel loss
     lr: float = 1e-3
     renderer_lr: float = 3e-4  # the pre-trained renderer moves more slowly in stage 2
     pixel_weight: float = 10.0
-    diagnosis_weight: float = 4.0  # cross-entropy weight of the problem sections' tokens (data.planner_batch)
+    diagnosis_weight: float = DIAGNOSIS_WEIGHT  # applied in data.planner_batch
     warmup: int = 100
     checkpoint_every: int = 200
     tower: str = "train-time"  # TOWER_FORMS: FastViT with BatchNorm + branches (folded at the end), or folded
