@@ -17,6 +17,7 @@ import pytest
 
 from vera_mobile.builtin import BUILTIN_MODELS, resolve_model
 from vera_mobile.cli import main
+from vera_mobile.cli.demo import SAMPLE_PHOTO
 from vera_mobile.develop.photo import develop_pixels
 from vera_mobile.plan import parse_plan
 from vera_mobile.training.synthesis import CAST_PROBES, load_working_photo, read_directions
@@ -102,7 +103,7 @@ def test_auto_mode_names_and_fixes_the_exposure_of_a_held_out_photo(nano, held_o
     assert psnr(result.image, original) > psnr(before, original) + 3
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped nano is blind to colour casts (benchmarks/RESULTS.md); "
+@pytest.mark.xfail(strict=True, reason="the shipped nano does not see colour casts (model card, benchmarks/RESULTS.md); "
                                       "a model that passes replaces it")
 def test_auto_mode_sees_the_colour_cast_of_a_held_out_photo(nano, held_out):
     """The photo and its warm / cool / magenta / green copies: five different colour-problem sentences,
@@ -153,12 +154,12 @@ def demo(tmp_path_factory):
 
 def test_demo_writes_every_output_and_a_complete_bundle(demo, capsys):
     for suffix in (".png", ".cube", ".json", ".txt"):
-        assert (demo / f"sample_coffee{suffix}").is_file()
-    assert (demo / "executorch" / "sample_coffee.png").is_file()
+        assert (demo / f"{SAMPLE_PHOTO.stem}{suffix}").is_file()
+    assert (demo / "executorch" / f"{SAMPLE_PHOTO.stem}.png").is_file()
     manifest = json.loads((demo / "bundle" / "manifest.json").read_text())
     assert {a["target"] for a in manifest["artifacts"]} == {"executorch", "onnx", "coreml"}
     assert manifest["source"]["checkpoint"] == "nano"
-    plan = json.loads((demo / "sample_coffee.json").read_text())["plan"]
+    plan = json.loads((demo / f"{SAMPLE_PHOTO.stem}.json").read_text())["plan"]
     assert plan["problem_light"] and plan["plan_light"]
     for backend in ("executorch", "onnx"):
         assert main(["check", str(demo / "bundle"), "--backend", backend]) == 0

@@ -77,7 +77,7 @@ struct ContentView: View {
                 HStack {
                     picker("Pick a photo", slot: "photo")
                     Button("Sample") { // the SDK's own sample photo, added to the app by project.yml
-                        model.photo = Bundle.main.url(forResource: "sample_coffee", withExtension: "jpg")
+                        model.photo = Bundle.main.url(forResource: "sample_trier_dark", withExtension: "jpg")
                             .flatMap { try? Data(contentsOf: $0) }.flatMap(Images.upright)
                         model.output = nil
                     }

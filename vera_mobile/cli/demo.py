@@ -18,7 +18,7 @@ from ..targets import DEFAULT_PRECISION, EXPORT_TARGETS, PRECISIONS
 from .outputs import add_overwrite_option, check_outputs
 from .retouch import retouch_suffixes, save_outputs
 
-SAMPLE_PHOTO = ASSETS / "sample_coffee.jpg"
+SAMPLE_PHOTO = ASSETS / "sample_trier_dark.jpg"  # see assets/README.md
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

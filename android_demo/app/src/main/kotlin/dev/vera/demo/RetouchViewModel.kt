@@ -161,6 +161,6 @@ class RetouchViewModel(application: Application) : AndroidViewModel(application)
     }
 
     companion object {
-        const val SAMPLE = "sample_coffee.jpg"
+        const val SAMPLE = "sample_trier_dark.jpg"
     }
 }
