@@ -336,7 +336,7 @@ def test_cli_develop_writes_png_and_cube(tmp_path, capsys):
     ({"Exposure": 10}, [], "unknown slider"),
     ({"Exposure2012": 500}, [], "outside the range"),
     ({"Exposure2012": 5}, ["--render", "exact", "--lut-size", "17"], "--lut-size"),
-    ({"Exposure2012": 5}, ["--lut-size", "99"], "LUT size"),
+    ({"Exposure2012": 5}, ["--lut-size", "99"], "--lut-size must be a whole number"),
 ])
 def test_cli_develop_errors_are_one_line_exit_2(tmp_path, capsys, content, extra, message):
     photo_path = tmp_path / "p.png"
