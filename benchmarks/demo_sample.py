@@ -20,17 +20,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vera_mobile.develop.photo import develop_pixels
-from vera_mobile.runtime.retoucher import Retoucher
-from vera_mobile.training.synthesis import load_working_photo, read_directions
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.quality import psnr  # noqa: E402
+from vera_mobile.develop.photo import develop_pixels  # noqa: E402
+from vera_mobile.runtime.retoucher import Retoucher  # noqa: E402
+from vera_mobile.training.synthesis import load_working_photo, read_directions  # noqa: E402
 
 FREE_LICENCES = {"public domain", "cc0-1.0"}
 DARKEN = {"Exposure2012": -30}
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
 
 
 def main() -> int:
