@@ -54,6 +54,8 @@ def preprocessing_section(image_size: int) -> dict[str, Any]:
             "short_side": views.PLANNER_SHORT_SIDE,
             "short_side_resample": "lanczos",
             "long_side": "int(long * short_side / short)",
+            "max_long_side": views.PLANNER_MAX_LONG_SIDE,
+            "above_max_long_side": "scale both sides by max_long_side / long_side, round half even, at least 1",
             "pad": "centre on a black square of side max(w, h); offset (long - short) // 2",
             "size": image_size,
             "resize_resample": "bicubic",

@@ -35,9 +35,9 @@ from torch import nn
 
 from vera_mobile.errors import CheckpointError, InputError
 from vera_mobile.models.folded_renderer import FoldedRenderer
-from vera_mobile.targets import RENDERER_METHOD_IO
+from vera_mobile.targets import COREML_RENDERER_PRECISIONS, RENDERER_METHOD_IO
 
-Precision = Literal["float16", "float32"]
+Precision = Literal["float16", "float32"]  # one of COREML_RENDERER_PRECISIONS
 
 ONNX_OPSET = 18
 
@@ -208,8 +208,8 @@ def export_renderer_coreml(
     Inputs and outputs stay float32 at either precision, so the app hands the same buffers to
     both functions; with float16 the weights are stored and computed in fp16.
     """
-    if precision not in ("float16", "float32"):
-        raise InputError(f"Core ML precision must be 'float16' or 'float32', got {precision!r}")
+    if precision not in COREML_RENDERER_PRECISIONS:
+        raise InputError(f"Core ML precision must be one of {', '.join(COREML_RENDERER_PRECISIONS)}, got {precision!r}")
     import coremltools as ct
 
     compute_precision = ct.precision.FLOAT16 if precision == "float16" else ct.precision.FLOAT32

@@ -16,6 +16,8 @@ what Python does:
 * lut.json: the LUT grid, a LUT baked by the real renderer program and its `.cube` text;
 * rerender.json: re-rendering without the planner: group masks, the real renderer's biases and
   LUTs, and each LUT blended with the identity by a strength (numpy);
+* views.json: the size of the planner view's first resize (`planner_resized_size`) for usual
+  photos, odd sizes and panoramas past the long-side bound;
 * bundle/: the bundle's real manifest with each artifact replaced by a few bytes (and its sha256
   updated), so that reading and hash-checking run on a real manifest without the weights.
 
@@ -42,6 +44,7 @@ from vera_mobile.runtime.generation import SamplingOptions, generate, prompt_emb
 from vera_mobile.runtime.renderer_backends import ExecuTorchRenderer
 from vera_mobile.runtime.selfcheck import golden_pixels
 from vera_mobile.tokenizer import Tokenizer
+from vera_mobile.views import planner_resized_size
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "android_demo/core/src/test/resources/fixtures"
 TOP_LOGITS = 5
@@ -333,6 +336,15 @@ def rerender_fixture(bundle_dir: Path) -> dict[str, Any]:
     return {"grid_size": RERENDER_LUT_SIZE, "latent": latent.tolist(), "cases": cases}
 
 
+# (width, height) of photos: usual, odd, square, tiny, and strips longer than the planner's bound.
+VIEW_SIZES = [(4032, 3024), (3024, 4032), (1000, 1000), (513, 1027), (3, 2), (1, 1), (20000, 3), (3, 20000),
+              (40000, 4999), (5000, 39999), (100000, 1), (4096, 511), (8193, 1024)]
+
+
+def view_fixture() -> dict[str, Any]:
+    return {"cases": [{"size": [w, h], "resized": list(planner_resized_size(w, h))} for w, h in VIEW_SIZES]}
+
+
 def plan_fixture() -> dict[str, Any]:
     return {"cases": [{"raw_text": text, "plan": parse_plan(text).to_dict()} for text in PLAN_TEXTS]}
 
@@ -361,7 +373,7 @@ def tiny_bundle(bundle_dir: Path, out: Path) -> None:
 def write_fixtures(bundle_dir: Path, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    payloads = {"prompts": prompt_fixture(bundle_dir), "plans": plan_fixture(), "lut": lut_fixture(bundle_dir),
+    payloads = {"prompts": prompt_fixture(bundle_dir), "plans": plan_fixture(), "views": view_fixture(), "lut": lut_fixture(bundle_dir),
                 "rerender": rerender_fixture(bundle_dir),
                 **traces(bundle_dir)}
     for name, payload in payloads.items():

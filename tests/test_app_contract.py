@@ -27,7 +27,7 @@ APP_FIELDS = (
     "prompts.modes.style", "prompts.modes.param", "prompts.image_token", "prompts.image_token_index",
     "prompts.retouch_tokens", "prompts.section_tokens", "prompts.slider_groups", "prompts.param_rules.limit",
     "prompts.param_rules.mask_epsilon", "prompts.masks.auto", "prompts.masks.style", "prompts.masks.reference",
-    "preprocessing.planner.short_side", "renderer.tile", "renderer.lut_size", "renderer.bias_size",
+    "preprocessing.planner.short_side", "preprocessing.planner.max_long_side", "renderer.tile", "renderer.lut_size", "renderer.bias_size",
     "renderer.latent_dim", "quantization.planner",
 )
 PLANNER_GOLDEN_FIELDS = (
@@ -107,7 +107,7 @@ def _token_id(bundle: Path, token: str) -> int:
     return Tokenizer.from_file(bundle / "tokenizer.json").single_token_id(token)
 
 
-@pytest.mark.parametrize("name", ["prompts", "plans"])
+@pytest.mark.parametrize("name", ["prompts", "plans", "views"])
 def test_text_fixtures_match_python_today(fresh_fixtures, name):
     assert json.loads((fresh_fixtures / f"{name}.json").read_text()) == json.loads((FIXTURES / f"{name}.json").read_text())
 

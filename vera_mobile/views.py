@@ -37,16 +37,25 @@ def planner_view(photo: Photo, image_size: int = PLANNER_IMAGE_SIZE) -> np.ndarr
     side in proportion, so the padded square stays small.
     """
     image = _rgb8_image(photo)
-    resized_size = _short_side_to(image.size, PLANNER_SHORT_SIDE)
-    long_side = max(resized_size)
-    if long_side > PLANNER_MAX_LONG_SIDE:  # extreme aspect ratio: shrink the long side first
-        width, height = resized_size
-        scale = PLANNER_MAX_LONG_SIDE / long_side
-        resized_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resized = image.resize(resized_size, Image.Resampling.LANCZOS)
+    resized = image.resize(planner_resized_size(*image.size), Image.Resampling.LANCZOS)
     square = _pad_to_square(resized)
     final = square.resize((image_size, image_size), Image.Resampling.BICUBIC)
     return _chw_unit(final)
+
+
+def planner_resized_size(width: int, height: int) -> tuple[int, int]:
+    """(width, height) of the planner view's first resize, before padding to a square.
+
+    The short side becomes PLANNER_SHORT_SIDE and the long side truncates (as upstream); past
+    PLANNER_MAX_LONG_SIDE both sides shrink by the same factor, rounded, at least 1 pixel. The app
+    cores compute the same from the manifest's `preprocessing.planner`.
+    """
+    resized = _short_side_to((width, height), PLANNER_SHORT_SIDE)
+    long_side = max(resized)
+    if long_side <= PLANNER_MAX_LONG_SIDE:
+        return resized
+    scale = PLANNER_MAX_LONG_SIDE / long_side
+    return max(1, round(resized[0] * scale)), max(1, round(resized[1] * scale))
 
 
 def renderer_input(pixels: np.ndarray) -> np.ndarray:

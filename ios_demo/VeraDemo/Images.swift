@@ -33,11 +33,10 @@ enum Images {
         return pixels
     }
 
-    /// Planner input [3, S, S] in [0, 1]: short side to the manifest's short_side, centred on a
-    /// black square, resized to the model's size (two resamplings, as upstream).
+    /// Planner input [3, S, S] in [0, 1]: short side to the manifest's short_side (long side bounded by
+    /// max_long_side), centred on a black square, resized to the model's size (two resamplings, as upstream).
     static func plannerView(_ image: CGImage, manifest: Manifest) -> [Float] {
-        let short = ((manifest.json["preprocessing"] as? [String: Any])?["planner"] as? [String: Any])?["short_side"] as? Int ?? 512
-        let (w, h) = image.width <= image.height ? (short, image.height * short / image.width) : (image.width * short / image.height, short)
+        let (w, h) = manifest.plannerView.resizedSize(width: image.width, height: image.height)
         let side = max(w, h)
         let square = rgba(image, width: w, height: h, at: CGPoint(x: (side - w) / 2, y: (side - h) / 2), canvas: (side, side))
         let squareImage = CGImage(width: side, height: side, bitsPerComponent: 8, bitsPerPixel: 32, bytesPerRow: side * 4, space: sRGB,

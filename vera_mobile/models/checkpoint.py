@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, InputError
 from ..jsonfile import read_json_object
+from ..targets import CHECKPOINT_DTYPES
 from .config import PlannerConfig
 from .planner import VeraPlanner
 
@@ -29,6 +30,13 @@ KEY_PREFIX_MAP = (
 )
 TIED_KEY = "language_model.lm_head.weight"
 _SHOW = 10  # how many key names an error message lists before summarising
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype of a `CHECKPOINT_DTYPES` name ("float32", "bfloat16", "float16")."""
+    if name not in CHECKPOINT_DTYPES:
+        raise InputError(f"dtype must be one of {', '.join(CHECKPOINT_DTYPES)}, got {name!r}")
+    return getattr(torch, name)
 
 
 def to_our_key(upstream_key: str) -> str | None:

@@ -176,19 +176,15 @@ class Retoucher:
         `reference`) enables reference mode. A `.pth` file alone gives a reference-only retoucher.
         Exported programs are loaded from bundles only (`load(bundle, backend=...)`).
         """
-        import torch
-
-        from ..models.checkpoint import load_planner
+        from ..models.checkpoint import load_planner, torch_dtype
         from ..models.reference_checkpoint import load_encoder_renderer
         from .torch_backend import TorchPlanner, TorchReferenceEncoder, TorchRenderer
 
-        torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype)
-        if torch_dtype is None:
-            raise InputError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
+        weights_dtype = torch_dtype(dtype)
         path = resolve_model(path)
         kwargs: dict[str, Any] = {}
         if path.is_dir():
-            model, _ = load_planner(path, dtype=torch_dtype)
+            model, _ = load_planner(path, dtype=weights_dtype)
             kwargs.update(
                 planner=TorchPlanner(model),
                 tokenizer=Tokenizer.from_dir(path),

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import VeraError
-from ..models.checkpoint import TIED_KEY, to_upstream_key
+from ..models.checkpoint import TIED_KEY, to_upstream_key, torch_dtype
 from ..models.config import PlannerConfig
 from ..models.planner import VeraPlanner
 from ..prompts import VERA_ADDED_TOKENS
@@ -184,13 +184,13 @@ def write_synthetic_checkpoint(
     """Write a complete upstream-layout planner checkpoint directory and return its path."""
     from safetensors.torch import save_file
 
-    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    weights_dtype = torch_dtype(dtype)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = synthetic_config(size, tie_word_embeddings)
     (out_dir / "config.json").write_text(json.dumps(raw, indent=2))
     write_tokenizer_files(out_dir, vera_tokens_special)
     state = random_upstream_state_dict(PlannerConfig.from_dict(raw), seed)
-    state = {k: (t.to(torch_dtype) if t.is_floating_point() else t) for k, t in state.items()}
+    state = {k: (t.to(weights_dtype) if t.is_floating_point() else t) for k, t in state.items()}
     save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
     return out_dir

@@ -14,6 +14,7 @@ public struct Manifest {
     public let retouchTokenIds: [Int]
     public let prompts: PromptSpec
     public let renderer: [String: Any]
+    public let plannerView: PlannerViewInfo
     public let artifacts: [[String: Any]]
     public let golden: [[String: Any]]
 
@@ -36,6 +37,11 @@ public struct Manifest {
         retouchTokenIds = tokenizer["retouch_token_ids"] as? [Int] ?? []
         self.prompts = try PromptSpec(prompts)
         self.renderer = renderer
+        let planner = (json["preprocessing"] as? [String: Any])?["planner"] as? [String: Any] ?? [:]
+        guard let shortSide = planner["short_side"] as? Int, let maxLongSide = planner["max_long_side"] as? Int else {
+            throw BundleError(description: "manifest.json lacks preprocessing.planner.short_side or max_long_side")
+        }
+        plannerView = PlannerViewInfo(shortSide: shortSide, maxLongSide: maxLongSide)
         self.artifacts = artifacts
         golden = json["golden"] as? [[String: Any]] ?? []
     }
@@ -50,6 +56,22 @@ public struct Manifest {
 
     public func golden(_ component: String, target: String? = nil) -> [String: Any]? {
         golden.first { $0["component"] as? String == component && (target == nil || $0["target"] as? String == target) }
+    }
+}
+
+/// `preprocessing.planner`: the size of the planner view's first resize, as vera_mobile/views.py computes it.
+public struct PlannerViewInfo {
+    public let shortSide: Int
+    public let maxLongSide: Int
+
+    /// (width, height) after the first resize: short side to `shortSide`, long side truncated; past `maxLongSide` both shrink.
+    public func resizedSize(width: Int, height: Int) -> (Int, Int) {
+        let (w, h) = width <= height ? (shortSide, height * shortSide / width) : (width * shortSide / height, shortSide)
+        let long = max(w, h)
+        if long <= maxLongSide { return (w, h) }
+        let scale = Double(maxLongSide) / Double(long)
+        // Half to even, as Python's round.
+        return (max(1, Int((Double(w) * scale).rounded(.toNearestOrEven))), max(1, Int((Double(h) * scale).rounded(.toNearestOrEven))))
     }
 }
 

@@ -226,6 +226,14 @@ final class VeraCoreTests: XCTestCase {
         }
     }
 
+    func testPlannerViewSizeMatchesPython() throws {
+        for case let json as [String: Any] in try fixture("views.json")["cases"] as! [Any] {
+            let size = json["size"] as! [Int], want = json["resized"] as! [Int]
+            let (w, h) = bundle.manifest.plannerView.resizedSize(width: size[0], height: size[1])
+            XCTAssertEqual([w, h], want, "\(size)")
+        }
+    }
+
     func testLutGridAndCubeText() throws {
         let lut = try fixture("lut.json")
         let size = lut["grid_size"] as! Int

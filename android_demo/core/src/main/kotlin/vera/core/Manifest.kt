@@ -15,7 +15,7 @@ class Manifest(val json: Map<String, Any?>) {
     val tokenizer = TokenizerInfo(json.obj("tokenizer"))
     val prompts = PromptSpec(json.obj("prompts"))
     val preprocessing = json.obj("preprocessing")
-    val plannerShortSide = preprocessing.obj("planner").int("short_side")
+    val plannerView = PlannerViewInfo(preprocessing.obj("planner"))
     val renderer = RendererInfo(json.obj("renderer"))
     val artifacts = json.list("artifacts").map { Artifact(it.obj("artifact")) }
     val golden = json.list("golden").map { it.obj("golden record") }
@@ -73,6 +73,25 @@ class TokenizerInfo(json: Map<String, Any?>) {
     val sha256 = json.str("sha256")
     val eosIds = json.list("eos_ids").ints().toSet()
     val retouchTokenIds = json.list("retouch_token_ids").ints().toList()
+}
+
+/** `preprocessing.planner`: the size of the planner view's first resize, as vera_mobile/views.py computes it. */
+class PlannerViewInfo(json: Map<String, Any?>) {
+    val shortSide = json.int("short_side")
+    val maxLongSide = json.int("max_long_side")
+
+    /** (width, height) after the first resize: short side to [shortSide], long side truncated; past [maxLongSide] both shrink. */
+    fun resizedSize(width: Int, height: Int): Pair<Int, Int> {
+        val (w, h) = if (width <= height) {
+            shortSide to (height.toLong() * shortSide / width).toInt()
+        } else {
+            (width.toLong() * shortSide / height).toInt() to shortSide
+        }
+        val long = maxOf(w, h)
+        if (long <= maxLongSide) return w to h
+        val scale = maxLongSide.toDouble() / long
+        return maxOf(1, Math.rint(w * scale).toInt()) to maxOf(1, Math.rint(h * scale).toInt()) // half-even, as Python's round
+    }
 }
 
 class RendererInfo(json: Map<String, Any?>) {

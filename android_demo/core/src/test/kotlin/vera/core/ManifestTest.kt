@@ -28,6 +28,15 @@ class ManifestTest {
         assertTrue(manifest.golden("renderer") != null)
     }
 
+    @Test fun plannerViewSizeMatchesPython() {
+        val view = Fixtures.manifest.plannerView
+        for (case in Fixtures.json("views.json").list("cases")) {
+            val (width, height) = case.obj("case").list("size").ints()
+            val (w, h) = case.obj("case").list("resized").ints()
+            assertEquals("${width}x$height", w to h, view.resizedSize(width, height))
+        }
+    }
+
     @Test fun sliderOrderComesFromSliderGroupOrderNotFromTheObject() {
         val prompts = Fixtures.manifest.json.obj("prompts")
         val reversed = LinkedHashMap(prompts.obj("slider_groups").entries.reversed().associate { it.key to it.value })

@@ -31,15 +31,10 @@ object Photos {
 
     /**
      * Planner input [3, S, S] in [0, 1]: short side to `preprocessing.planner.short_side` (long side
-     * truncated), centred on a black square, resized to the model's image size.
+     * truncated, bounded by `max_long_side`), centred on a black square, resized to the model's image size.
      */
     fun plannerView(photo: Bitmap, manifest: Manifest): FloatArray {
-        val short = manifest.plannerShortSide
-        val (w, h) = if (photo.width <= photo.height) {
-            short to (photo.height.toLong() * short / photo.width).toInt()
-        } else {
-            (photo.width.toLong() * short / photo.height).toInt() to short
-        }
+        val (w, h) = manifest.plannerView.resizedSize(photo.width, photo.height)
         val resized = Bitmap.createScaledBitmap(photo, w, h, true)
         val side = maxOf(w, h)
         val square = Bitmap.createBitmap(side, side, Bitmap.Config.ARGB_8888)
