@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shlex
 import sys
 import time
 import warnings
@@ -36,6 +35,7 @@ import colour  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.results import command, record  # noqa: E402
 from vera_mobile.lut import apply_lut, bake_lut  # noqa: E402
 from vera_mobile.models.renderer import LATENT_DIM, ConditionalMLPDecoder  # noqa: E402
 from vera_mobile.photo_io import load_photo  # noqa: E402
@@ -155,11 +155,9 @@ def main() -> None:
     print(f"Machine: {machine}\n" + "\n".join(lines))
 
     if args.record:
-        command = "python benchmarks/lut_error.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         header = [f"\n## Baked 3D LUT vs exact rendering ({time.strftime('%Y-%m-%d')})\n",
-                  f"Command: `{command.strip()}`  ", f"Machine: {machine}\n"]
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as handle:
-            handle.write("\n".join(header + lines) + "\n")
+                  f"Command: `{command(__file__)}`  ", f"Machine: {machine}\n"]
+        record("\n".join(header + lines))
 
 
 if __name__ == "__main__":

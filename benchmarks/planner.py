@@ -25,7 +25,6 @@ import argparse
 import json
 import platform
 import resource
-import shlex
 import shutil
 import subprocess
 import sys
@@ -36,6 +35,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.results import command, record  # noqa: E402
 
 SAMPLE = ROOT / "vera_mobile" / "assets" / "sample_coffee.jpg"
 REFERENCE = "torch-eager"
@@ -260,13 +261,12 @@ def main() -> None:
         print(rows[-1])
 
     if args.record:
-        command = "python benchmarks/planner.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         prompt = results[REFERENCE]["prompt_tokens"]
         model = (f"checkpoint `{args.model}`" if args.model
                  else "full-size architecture with random weights (synthetic checkpoint, upstream layout)")
         lines = [
             f"\n## Planner: transformers eager vs ExecuTorch vs ONNX Runtime ({time.strftime('%Y-%m-%d')})\n",
-            f"Command: `{command}`  ",
+            f"Command: `{command(__file__)}`  ",
             f"Machine: {platform.machine()}, 2 cores, CPU only; {model}; each method in its own process  ",
             f"Prefill: {prompt} positions (image tokens + the auto-mode prompt); decode: {args.tokens} steps, "
             "every method fed the reference's greedy tokens; latent from the states of the last 3 positions, "
@@ -279,8 +279,7 @@ def main() -> None:
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
             *rows,
         ]
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as handle:
-            handle.write("\n".join(lines) + "\n")
+        record("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ import argparse
 import datetime
 import os
 import platform
-import shlex
 import subprocess
 import sys
 import time
@@ -50,7 +49,7 @@ import colour  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.results import publish  # noqa: E402
+from benchmarks.results import command, publish  # noqa: E402
 
 from vera_mobile.develop.photo import develop_pixels  # noqa: E402
 from vera_mobile.develop.colour import srgb_decode, srgb_encode  # noqa: E402
@@ -338,7 +337,7 @@ def main() -> None:
     markdown = "\n".join([
         "## Retouch quality on held-out photos",
         "",
-        f"`{' '.join(shlex.quote(a) for a in ['python', 'benchmarks/quality.py', *sys.argv[1:]])}`",
+        f"`{command(__file__)}`",
         f"— {platform.machine()}, {os.cpu_count()} cores, {datetime.date.today().isoformat()}, run time "
         f"{elapsed / 60:.1f} min. {what}, render {args.render}; {len(records)} synthesized records on "
         f"{len(photos)} held-out photos (never seen in training), working size {args.size} px.",

@@ -36,7 +36,6 @@ import importlib.util
 import math
 import os
 import platform
-import shlex
 import statistics
 import sys
 import tempfile
@@ -54,7 +53,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.results import publish  # noqa: E402
+from benchmarks.results import command, publish  # noqa: E402
 
 from vera_mobile.errors import InputError  # noqa: E402
 
@@ -419,7 +418,7 @@ def main() -> None:
     header = [
         "## Quantization fidelity on a pretrained LM (SmolLM2-135M-Instruct)",
         "",
-        f"`{' '.join(shlex.quote(a) for a in ['python', 'benchmarks/quant_fidelity.py', *sys.argv[1:]])}`",
+        f"`{command(__file__)}`",
         f"— {platform.machine()}, {os.cpu_count()} cores, {datetime.date.today().isoformat()}, "
         f"run time {elapsed / 60:.1f} min.",
         "",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import platform
 import resource
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.results import command, record  # noqa: E402
 from vera_mobile.photo_io import load_photo  # noqa: E402
 from vera_mobile.runtime.generation import SamplingOptions  # noqa: E402
 from vera_mobile.runtime.result import RenderOptions  # noqa: E402
@@ -83,16 +83,14 @@ def main() -> None:
         print(f"{key:45s} {value}")
 
     if args.record:
-        command = "python benchmarks/reference_torch.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         lines = [
             f"\n## Reference torch backend, full-size synthetic checkpoint ({time.strftime('%Y-%m-%d')})\n",
-            f"Command: `{command}`  ",
+            f"Command: `{command(__file__)}`  ",
             f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, 2 cores, torch fp32\n",
             "| stage | result |", "| --- | --- |",
             *(f"| {k} | {v} |" for k, v in rows.items()),
         ]
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as handle:
-            handle.write("\n".join(lines) + "\n")
+        record("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import argparse
 import json
 import platform
 import resource
-import shlex
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.results import command, record  # noqa: E402
 
 SAMPLE = ROOT / "vera_mobile" / "assets" / "sample_coffee.jpg"
 UPSTREAM_CHUNK = 262_144
@@ -165,18 +166,16 @@ def main() -> None:
                         f"{r['peak_rss_mib']:.0f} (+{over:.0f}) | {split} |")
 
     if args.record:
-        command = "python benchmarks/renderer.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         lines = [
             f"\n## Renderer: upstream-style eager vs exact tiled backends vs LUT ({time.strftime('%Y-%m-%d')})\n",
-            f"Command: `{command}`  ",
+            f"Command: `{command(__file__)}`  ",
             f"Machine: {platform.machine()}, 2 cores, CPU only; seeded random upstream-size renderer "
             "(weights do not affect speed); each method in its own process\n",
             "| photo | method | median s | repeats | speed-up vs upstream eager | peak RSS MiB (+ over photo & model) | LUT split |",
             "| --- | --- | --- | --- | --- | --- | --- |",
             *rows,
         ]
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as handle:
-            handle.write("\n".join(lines) + "\n")
+        record("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import dataclasses
 import datetime
 import os
 import platform
-import shlex
 import statistics
 import sys
 import time
@@ -30,7 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.results import publish  # noqa: E402
+from benchmarks.results import command, publish  # noqa: E402
 
 from vera_mobile.models.fastvit import FastViTConfig, FastViTHD  # noqa: E402
 from vera_mobile.photo_io import load_photo  # noqa: E402
@@ -118,7 +117,7 @@ def main() -> None:
     markdown = "\n".join([
         "## Vision tower for training: cost and colour sensitivity",
         "",
-        f"`{' '.join(shlex.quote(a) for a in ['python', 'benchmarks/tower.py', *sys.argv[1:]])}` — {platform.machine()}, "
+        f"`{command(__file__)}` — {platform.machine()}, "
         f"{os.cpu_count()} cores ({args.threads} threads), {datetime.date.today().isoformat()}; batch {args.batch}, "
         f"median of {args.repeats}; {len(paths)} photos x 4 casts (`CAST_PROBES`: temperature / tint ±60).",
         "",
