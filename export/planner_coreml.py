@@ -60,7 +60,7 @@ import torch
 from torch import nn
 
 from vera_mobile.errors import InputError
-from vera_mobile.models.kv_decoder import StaticCacheDecoder, rms_norm
+from vera_mobile.models.kv_decoder import StaticCacheDecoder
 from vera_mobile.models.planner import VeraPlanner
 
 from vera_mobile.targets import COREML_BLOCK_SIZE as BLOCK_SIZE
@@ -87,22 +87,14 @@ class CoreMLTextDecoder(StaticCacheDecoder):
         super().__init__(language_model, max_seq_len)
         self.core.regroup_queries = False  # non-strict torch.export rejects the regrouped form's guard
 
-    def forward(self, inputs_embeds: torch.Tensor, input_pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        core = self.core
-        x = inputs_embeds[0]
-        cos, sin = core.rope(input_pos)
-        slots = torch.arange(core.max_seq_len, device=input_pos.device)
-        allowed = slots[None, :] <= input_pos[:, None]  # [T, max_seq_len]: causal over the cache
-        heads = torch.arange(core.num_kv_heads, device=input_pos.device)[:, None].expand(-1, x.shape[0])
-        positions = input_pos[None, :].expand(core.num_kv_heads, -1)  # [kv_heads, T], like heads
-        for index, layer in enumerate(core.layers):
-            h = rms_norm(x, layer.input_layernorm.weight, core.eps)
-            q, k, v = core.project_qkv(layer, h, cos, sin)
-            k_cache, v_cache = getattr(self, f"k_cache_{index}"), getattr(self, f"v_cache_{index}")
-            k_cache.index_put_((heads, positions), k)
-            v_cache.index_put_((heads, positions), v)
-            x = core.block(layer, x, core.attend(q, k_cache, v_cache, allowed))
-        return core.finish(x)
+    def cache_index(self, input_pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(head, position) index pairs [kv_heads, T] for an index_put_ scatter."""
+        heads = torch.arange(self.core.num_kv_heads, device=input_pos.device)[:, None].expand(-1, input_pos.shape[0])
+        positions = input_pos[None, :].expand(self.core.num_kv_heads, -1)
+        return heads, positions
+
+    def write_cache(self, cache: torch.Tensor, where: tuple[torch.Tensor, torch.Tensor], values: torch.Tensor) -> None:
+        cache.index_put_(where, values)
 
 
 def _check_arguments(model: VeraPlanner, recipe: str, max_seq_len: int) -> None:

@@ -17,6 +17,8 @@ a vocabulary-sized matmul per prompt position.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -139,14 +141,23 @@ class StaticCacheDecoder(nn.Module):
         cos, sin = core.rope(input_pos)
         slots = torch.arange(core.max_seq_len, device=input_pos.device)
         allowed = slots[None, :] <= input_pos[:, None]  # [T, max_seq_len]: causal over the cache
+        where = self.cache_index(input_pos)
         for index, layer in enumerate(core.layers):
             h = rms_norm(x, layer.input_layernorm.weight, core.eps)
             q, k, v = core.project_qkv(layer, h, cos, sin)
             k_cache, v_cache = getattr(self, f"k_cache_{index}"), getattr(self, f"v_cache_{index}")
-            k_cache.index_copy_(1, input_pos, k)
-            v_cache.index_copy_(1, input_pos, v)
+            self.write_cache(k_cache, where, k)
+            self.write_cache(v_cache, where, v)
             x = core.block(layer, x, core.attend(q, k_cache, v_cache, allowed))
         return core.finish(x)
+
+    def cache_index(self, input_pos: torch.Tensor) -> Any:
+        """What `write_cache` needs to place the T new positions (computed once per call)."""
+        return input_pos
+
+    def write_cache(self, cache: torch.Tensor, where: Any, values: torch.Tensor) -> None:
+        """Write `values` [kv_heads, T, d] into `cache` [kv_heads, max_seq_len, d] in place."""
+        cache.index_copy_(1, where, values)
 
 
 class PastKeyValueDecoder(nn.Module):
