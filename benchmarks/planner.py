@@ -1,4 +1,4 @@
-"""Planner side by side on the full-size architecture: transformers eager vs ExecuTorch vs ONNX Runtime.
+"""Planner side by side on the full-size architecture: transformers eager vs ExecuTorch vs ONNX Runtime vs llama.cpp.
 
 For each method, in one run and each in its own fresh process:
   - vision encoder time (FastViTHD + projector on the 1024² planner view; the faster of 2 runs),
@@ -9,6 +9,13 @@ For each method, in one run and each in its own fresh process:
 Methods: transformers eager fp32 (the torch reference backend: Qwen2ForCausalLM with its KV
 cache), and ExecuTorch and ONNX Runtime at each bundle precision (`vera-mobile export --quant`
 fp32 / int4 / int8: ExecuTorch fp32 / 8da4w-emb4 / 8da8w, ONNX fp32 / MatMulNBits int4 / dynamic int8).
+
+The peer: llama.cpp (benchmarks/llama_cpp.py builds it from the llama-cpp-python sdist) on the
+same checkpoint's language model, converted with its convert_hf_to_gguf.py and quantized to
+Q4_0 and Q8_0. llama-bench measures prefill of the same number of positions and decode at that
+depth, with as many threads as our runtimes use (all cores); it runs no vision encoder and
+returns no hidden states, so its rows have speed, size and peak RSS (its own process, baseline
+included) but no vision time, agreement or latent.
 
 Weights are random with the real shapes (a synthetic checkpoint in the upstream layout); speed
 and memory do not depend on the values. Random weights never stop, so the reference greedy
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import shutil
@@ -36,6 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import llama_cpp  # noqa: E402
 from benchmarks.results import command, record  # noqa: E402
 
 SAMPLE = ROOT / "vera_mobile" / "assets" / "sample_coffee.jpg"
@@ -48,6 +57,8 @@ METHODS = {  # name → (target, bundle precision), the same exports `vera-mobil
     "onnx-fp32": ("onnx", "fp32"),
     "onnx-int4": ("onnx", "int4"),
     "onnx-int8": ("onnx", "int8"),
+    "llama.cpp-q4_0": ("llama.cpp", "Q4_0"),
+    "llama.cpp-q8_0": ("llama.cpp", "Q8_0"),
 }
 
 
@@ -64,12 +75,42 @@ def artifact_dir(work: Path, method: str) -> Path:
     return work / "planner-artifacts" / method
 
 
+def llama_cpp_gguf(work: Path, method: str) -> Path:
+    return artifact_dir(work, method) / "language_model.gguf"
+
+
+def export_llama_cpp(checkpoint: Path, work: Path, method: str) -> dict:
+    """The checkpoint's language model as a Hugging Face folder, then GGUF f32 (shared), then `method`'s type."""
+    from vera_mobile.models.checkpoint import load_planner
+
+    start = time.perf_counter()
+    f32 = work / "llama.cpp" / "language_model-f32.gguf"
+    if not f32.is_file():
+        hf_dir = work / "llama.cpp" / "hf"
+        load_planner(checkpoint)[0].language_model.save_pretrained(hf_dir)
+        for name in ("vocab.json", "merges.txt", "tokenizer_config.json", "added_tokens.json", "special_tokens_map.json",
+                     "tokenizer.json"):
+            if (checkpoint / name).is_file():
+                shutil.copyfile(checkpoint / name, hf_dir / name)
+        llama_cpp.convert(hf_dir, f32.with_suffix(".partial"), "f32").rename(f32)
+    partial = artifact_dir(work, method).with_name(method + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    llama_cpp.quantize(f32, partial / llama_cpp_gguf(work, method).name, METHODS[method][1])
+    partial.rename(artifact_dir(work, method))
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"export_s": time.perf_counter() - start, "export_peak_mib": max(peak_rss_mib(), children),
+            "recipe": METHODS[method][1]}
+
+
 def export_child(checkpoint: Path, work: Path, method: str) -> dict:
     """Export one method's planner artifacts into the cache (this process)."""
     from vera_mobile.export.bundle import export_planner
     from vera_mobile.models.checkpoint import load_planner
 
     target, quant = METHODS[method]
+    if target == "llama.cpp":
+        return export_llama_cpp(checkpoint, work, method)
     start = time.perf_counter()
     model, _ = load_planner(checkpoint)
     partial = artifact_dir(work, method).with_name(method + ".partial")
@@ -239,9 +280,13 @@ def main() -> None:
     results = {}
     for method in [REFERENCE, *(m for m in methods if m != REFERENCE)]:
         print(f"measuring {method}", file=sys.stderr, flush=True)
-        results[method] = in_fresh_process("run", checkpoint, work, method, args.tokens)
+        if METHODS[method][0] == "llama.cpp":
+            prompt = results[REFERENCE]["prompt_tokens"]
+            results[method] = llama_cpp.bench(llama_cpp_gguf(work, method), prompt, args.tokens, os.cpu_count())
+        else:
+            results[method] = in_fresh_process("run", checkpoint, work, method, args.tokens)
         print(json.dumps(results[method]), file=sys.stderr, flush=True)
-    latents = {m: np.load(work / f"latent-{m}.npy") for m in results}
+    latents = {m: np.load(work / f"latent-{m}.npy") for m in results if METHODS[m][0] != "llama.cpp"}
     psnr = rendered_psnr(checkpoint, latents)
     reference = latents[REFERENCE]
 
@@ -250,8 +295,16 @@ def main() -> None:
     for method, r in results.items():
         export = exports.get(method, {})
         size = f"{size_mb(artifact_dir(work, method)):.0f}" if export else "(checkpoint)"
-        cosine = float(latents[method] @ reference / (np.linalg.norm(latents[method]) * np.linalg.norm(reference)))
         exported = f"{export['export_s']:.0f} s / {export['export_peak_mib'] / 1024:.1f} GiB" if export else "—"
+        if method not in latents:  # llama.cpp: speed, size and its process's whole peak RSS only
+            rows.append(
+                f"| {method} | {export['recipe']} (language model only) | — | {r['prefill_tok_s']:.0f} | "
+                f"{r['decode_tok_s']:.1f} ({r['decode_tok_s'] / eager_decode:.1f}×) | — | — | "
+                f"{r['peak_rss_mib']:.0f} (whole process) | {size} | {exported} | — | — | — |"
+            )
+            print(rows[-1])
+            continue
+        cosine = float(latents[method] @ reference / (np.linalg.norm(latents[method]) * np.linalg.norm(reference)))
         rows.append(
             f"| {method} | {export.get('recipe', 'fp32')} | {r['vision_s'] * 1000:.0f} | {r['prefill_tok_s']:.0f} | "
             f"{r['decode_tok_s']:.1f} ({r['decode_tok_s'] / eager_decode:.1f}×) | {r['baseline_rss_mib']:.0f} | "
@@ -265,7 +318,7 @@ def main() -> None:
         model = (f"checkpoint `{args.model}`" if args.model
                  else "full-size architecture with random weights (synthetic checkpoint, upstream layout)")
         lines = [
-            f"\n## Planner: transformers eager vs ExecuTorch vs ONNX Runtime ({time.strftime('%Y-%m-%d')})\n",
+            f"\n## Planner: transformers eager vs ExecuTorch vs ONNX Runtime vs llama.cpp ({time.strftime('%Y-%m-%d')})\n",
             f"Command: `{command(__file__)}`  ",
             f"Machine: {platform.machine()}, 2 cores, CPU only; {model}; each method in its own process  ",
             f"Prefill: {prompt} positions (image tokens + the auto-mode prompt); decode: {args.tokens} steps, "

@@ -78,7 +78,7 @@ PROMPTS = (
 class Variant:
     key: str  # for --only and file names
     label: str
-    backend: str  # "torch", "executorch" or "onnx"
+    backend: str  # "torch", "executorch", "onnx" or "llama.cpp"
     recipe: str
     group_size: int | None = None  # ExecuTorch int4 group width; None: per channel
 
@@ -96,6 +96,10 @@ VARIANTS = (
     Variant("et-8da8w", "ExecuTorch 8da8w", "executorch", "8da8w"),
     Variant("et-8da4w-emb4-g32", "ExecuTorch 8da4w-emb4, group 32", "executorch", "8da4w-emb4", 32),
     Variant("et-8da4w-pc", "ExecuTorch 8da4w, per-channel int4", "executorch", "8da4w", None),
+    # The peer: llama.cpp's own types, quantized from the same dequantized weights, and the file as shipped.
+    Variant("llama.cpp-q4_0", "llama.cpp Q4_0 (from the dequantized weights)", "llama.cpp", "Q4_0"),
+    Variant("llama.cpp-q8_0", "llama.cpp Q8_0 (from the dequantized weights)", "llama.cpp", "Q8_0"),
+    Variant("llama.cpp-gguf", "llama.cpp, the GGUF as shipped", "llama.cpp", "as shipped"),
 )
 
 
@@ -151,6 +155,30 @@ class OnnxLM:
         feeds = {"inputs_embeds": embeds, "past_keys": self.keys, "past_values": self.values}
         logits, _, self.keys, self.values = self._decode.run(None, feeds)
         return logits[0]
+
+
+class LlamaCppLM:
+    """A GGUF on llama.cpp (the sdist's bindings over the library benchmarks/llama_cpp.py builds).
+
+    llama.cpp embeds token ids itself, so `embed` passes the ids through as a column and `decode`
+    evaluates them; the K/V cache is llama.cpp's own.
+    """
+
+    def __init__(self, path: Path, context: int) -> None:
+        from benchmarks.llama_cpp import bindings
+
+        self._model = bindings().Llama(model_path=str(path), n_ctx=context, n_batch=context,
+                                       n_threads=os.cpu_count(), logits_all=True, verbose=False)
+
+    def reset(self) -> None:
+        self._model.reset()
+
+    def embed(self, ids: np.ndarray) -> np.ndarray:
+        return np.asarray(ids, np.int64)[:, None]
+
+    def decode(self, embeds: np.ndarray) -> np.ndarray:
+        self._model.eval([int(i) for i in embeds[:, 0]])
+        return np.array(self._model.scores[self._model.n_tokens - 1])
 
 
 # --- Measurements -----------------------------------------------------------------------------------
@@ -275,6 +303,21 @@ def reference_row(model, reference: Reference, variant: Variant) -> Row:
     )
 
 
+def llama_cpp_gguf(variant: Variant, gguf: Path, work_dir: Path, reuse: bool) -> Path:
+    """The variant's GGUF: the shipped file, or llama-quantize from its float32 dequantization."""
+    from benchmarks import llama_cpp
+
+    if variant.recipe == "as shipped":
+        return gguf
+    f32 = work_dir / "llama.cpp-f32.gguf"
+    if not (reuse and f32.exists()):
+        llama_cpp.quantize(gguf, f32, "F32")
+    path = work_dir / f"{variant.key}.gguf"
+    if not (reuse and path.exists()):
+        llama_cpp.quantize(f32, path, variant.recipe)
+    return path
+
+
 def artifact_bytes(paths: list[Path]) -> int:
     total = 0
     for path in paths:
@@ -293,7 +336,13 @@ def run_variant(variant: Variant, model, reference: Reference, args, work_dir: P
     report = lambda message: say(f"{label}: {message}")  # noqa: E731
     start = time.perf_counter()
     try:
-        if variant.backend == "executorch":
+        if variant.backend == "llama.cpp":
+            path = llama_cpp_gguf(variant, args.gguf, work_dir, args.reuse)
+            row.export_s = time.perf_counter() - start
+            row.size_bytes = path.stat().st_size
+            runtime = LlamaCppLM(path, args.max_seq_len)
+            eager = None
+        elif variant.backend == "executorch":
             path = work_dir / f"{variant.key}.pte"
             if not (args.reuse and path.exists()):
                 export_text_decoder_executorch(
@@ -392,7 +441,7 @@ def main() -> None:
         variants = tuple(v for v in VARIANTS if v.key in keys or v.backend == "torch")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = args.gguf or find_gguf()
+    gguf = args.gguf = args.gguf or find_gguf()
     say = lambda message: tqdm.write(message, file=sys.stderr)  # noqa: E731
     say(f"loading {gguf.name} (dequantizing to float32)")
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

@@ -231,5 +231,5 @@ def test_pte_without_render_points_is_refused(small_folded, tmp_path):
 def test_export_arguments_are_checked(small_folded, tmp_path):
     with pytest.raises(InputError, match="tile must be a positive number"):
         export_renderer_executorch(small_folded, 0, tmp_path / "renderer.pte")
-    with pytest.raises(InputError, match="precision must be 'float16' or 'float32'"):
+    with pytest.raises(InputError, match="Core ML precision must be one of float16, float32, got 'int8'"):
         export_renderer_coreml(small_folded, TILE, tmp_path, "int8")  # type: ignore[arg-type]

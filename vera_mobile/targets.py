@@ -102,7 +102,7 @@ ONNX_RECIPES = {
     "fp32": "as exported",
     "int4": "decoder MatMuls, lm_head and the token embedding as uint4 MatMulNBits / GatherBlockQuantized, "
             "block 32, asymmetric",
-    "int8": "decoder MatMuls and lm_head as dynamic int8 (per-channel QInt8 weights); embedding fp32",
+    "int8": "decoder MatMuls and lm_head as dynamic int8 (per-channel QInt8 weights, 7-bit range); embedding fp32",
 }
 ONNX_INT4_BLOCK_SIZE = 32
 
