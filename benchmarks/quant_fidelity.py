@@ -337,8 +337,10 @@ def run_variant(variant: Variant, model, reference: Reference, args, work_dir: P
     start = time.perf_counter()
     try:
         if variant.backend == "llama.cpp":
+            reused = args.reuse and (work_dir / f"{variant.key}.gguf").exists()
             path = llama_cpp_gguf(variant, args.gguf, work_dir, args.reuse)
-            row.export_s = time.perf_counter() - start
+            if variant.recipe != "as shipped" and not reused:
+                row.export_s = time.perf_counter() - start
             row.size_bytes = path.stat().st_size
             runtime = LlamaCppLM(path, args.max_seq_len)
             eager = None
