@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -103,22 +104,34 @@ def bench(gguf: Path, prompt_tokens: int, new_tokens: int, threads: int, repetit
     """llama-bench: prefill of `prompt_tokens` and decode of `new_tokens` after them, plus the peak RSS.
 
     The decode test runs at depth `prompt_tokens` (-d), so it reads the same K/V length as a
-    decode after our prefill. Peak RSS is the llama-bench process's own (wait4), baseline included.
+    decode after our prefill. Peak RSS is the llama-bench process's own high-water mark (VmHWM,
+    polled): the child's ru_maxrss would start from this process's peak, which Linux carries
+    across fork and exec.
     """
     runs = {}
     peak_kib = 0
     for test, flags in (("prefill", ["-p", str(prompt_tokens), "-n", "0"]),
                         ("decode", ["-p", "0", "-n", str(new_tokens), "-d", str(prompt_tokens)])):
-        child = subprocess.Popen([str(tool("llama-bench")), "-m", str(gguf), "-t", str(threads),
-                                  "-r", str(repetitions), "-o", "json", *flags],
-                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        stdout = child.stdout.read()
-        _, status, usage = os.wait4(child.pid, 0)
-        if status != 0:
-            raise RuntimeError(f"llama-bench failed on {gguf} ({test})")
-        runs[test] = json.loads(stdout)[0]["avg_ts"]
-        peak_kib = max(peak_kib, usage.ru_maxrss)
+        with tempfile.TemporaryFile("w+") as out:
+            child = subprocess.Popen([str(tool("llama-bench")), "-m", str(gguf), "-t", str(threads),
+                                      "-r", str(repetitions), "-o", "json", *flags],
+                                     stdout=out, stderr=subprocess.DEVNULL, text=True)
+            while child.poll() is None:
+                peak_kib = max(peak_kib, _high_water_kib(child.pid))
+                time.sleep(0.05)
+            if child.returncode != 0:
+                raise RuntimeError(f"llama-bench failed on {gguf} ({test})")
+            out.seek(0)
+            runs[test] = json.loads(out.read())[0]["avg_ts"]
     return {"prefill_tok_s": runs["prefill"], "decode_tok_s": runs["decode"], "peak_rss_mib": peak_kib / 1024}
+
+
+def _high_water_kib(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # the process has just exited
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
 
 
 def bindings():

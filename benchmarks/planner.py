@@ -266,7 +266,7 @@ def main() -> None:
 
     exports: dict[str, dict] = {}
     for method in methods:
-        cached = artifact_dir(work, method).with_suffix(".json")
+        cached = artifact_dir(work, method).with_name(method + ".json")  # method names may hold dots
         if METHODS[method][0] != "torch" and not cached.is_file():
             print(f"exporting {method} (cached in {artifact_dir(work, method)})", file=sys.stderr, flush=True)
             cached.parent.mkdir(parents=True, exist_ok=True)
