@@ -270,8 +270,8 @@ def main() -> None:
         if METHODS[method][0] != "torch" and not cached.is_file():
             print(f"exporting {method} (cached in {artifact_dir(work, method)})", file=sys.stderr, flush=True)
             cached.parent.mkdir(parents=True, exist_ok=True)
-            record = in_fresh_process("export", checkpoint, work, method, args.tokens)
-            cached.write_text(json.dumps(record))
+            facts = in_fresh_process("export", checkpoint, work, method, args.tokens)
+            cached.write_text(json.dumps(facts))
         if cached.is_file():
             exports[method] = json.loads(cached.read_text())
     if args.export_only:
