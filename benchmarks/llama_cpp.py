@@ -88,16 +88,23 @@ def convert(hf_dir: Path, out: Path, outtype: str = "f32") -> Path:
     """A Hugging Face causal-LM folder → GGUF with llama.cpp's own converter (gguf-py from the sdist)."""
     source = llama_source()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(source / "gguf-py"), os.environ.get("PYTHONPATH", "")])}
-    subprocess.run([sys.executable, str(source / "convert_hf_to_gguf.py"), str(hf_dir), "--outfile", str(out),
-                    "--outtype", outtype], check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _run([sys.executable, str(source / "convert_hf_to_gguf.py"), str(hf_dir), "--outfile", str(out),
+          "--outtype", outtype], f"converting {hf_dir}", env=env)
     return out
 
 
 def quantize(source: Path, out: Path, kind: str) -> Path:
     """`llama-quantize` to Q4_0, Q8_0, F32, ...; GGUFs that are already quantized are requantized."""
-    subprocess.run([str(tool("llama-quantize")), "--allow-requantize", str(source), str(out), kind],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _run([str(tool("llama-quantize")), "--allow-requantize", str(source), str(out), kind], f"quantizing {source} to {kind}")
     return out
+
+
+def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> None:
+    """Run a llama.cpp step quietly; on failure, raise with the end of its output."""
+    run = subprocess.run(command, env=env, capture_output=True, text=True)
+    if run.returncode != 0:
+        tail = "\n".join((run.stdout + run.stderr).strip().splitlines()[-10:])
+        raise RuntimeError(f"llama.cpp: {what} failed (exit {run.returncode}):\n{tail}")
 
 
 def bench(gguf: Path, prompt_tokens: int, new_tokens: int, threads: int, repetitions: int = 3) -> dict:

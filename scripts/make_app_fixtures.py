@@ -373,9 +373,8 @@ def tiny_bundle(bundle_dir: Path, out: Path) -> None:
 def write_fixtures(bundle_dir: Path, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    payloads = {"prompts": prompt_fixture(bundle_dir), "plans": plan_fixture(), "views": view_fixture(), "lut": lut_fixture(bundle_dir),
-                "rerender": rerender_fixture(bundle_dir),
-                **traces(bundle_dir)}
+    payloads = {"prompts": prompt_fixture(bundle_dir), "plans": plan_fixture(), "views": view_fixture(),
+                "lut": lut_fixture(bundle_dir), "rerender": rerender_fixture(bundle_dir), **traces(bundle_dir)}
     for name, payload in payloads.items():
         path = out / f"{name}.json"
         path.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

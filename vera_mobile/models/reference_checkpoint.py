@@ -17,11 +17,12 @@ import torch
 
 from ..errors import CheckpointError
 from ..targets import CHECKPOINT_DTYPES
+from .checkpoint import torch_dtype
 from .reference_encoder import ENCODER_WIDTHS, EncoderRenderer
 from .renderer import HIDDEN_DIMS, LATENT_DIM
 
 # Stored floating-point tensors may be in any of these; they are loaded as fp32.
-ACCEPTED_FLOAT_DTYPES = tuple(getattr(torch, name) for name in CHECKPOINT_DTYPES)
+ACCEPTED_FLOAT_DTYPES = tuple(torch_dtype(name) for name in CHECKPOINT_DTYPES)
 _SHOW = 10  # how many key names an error message lists before summarising
 
 
