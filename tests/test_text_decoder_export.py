@@ -121,3 +121,25 @@ def test_bad_text_decoder_export_arguments_are_input_errors(language_model, tmp_
     with pytest.raises(InputError, match="recipe"):
         export_text_decoder_onnx(language_model, tmp_path / "onnx", quant="int2")
     assert not (tmp_path / "lm.pte").exists()
+
+
+@pytest.mark.parametrize("recipe", ["8da4w-search", "8da4w-search-head8"])
+def test_executorch_searched_scales_lower_like_their_eager_model(language_model, tmp_path, recipe):
+    # Calibration on other ids than the check's: the searched scales come from activations, not the answer.
+    calibration = [language_model.model.embed_tokens(torch.arange(5, 29)).detach()]
+    path = export_text_decoder_executorch(
+        language_model, tmp_path / "lm.pte", recipe=recipe, max_seq_len=MAX_SEQ_LEN, calibration=calibration
+    )
+    eager = quantize_language_model(language_model, RECIPES[recipe], 32, calibration)
+    minmax = quantize_language_model(language_model, RECIPES["8da4w-emb4"], 32)
+    down = ("model", "layers", "0", "mlp", "down_proj")
+    searched_scale, minmax_scale = (eager.get_submodule(".".join(down)).weight.scale,
+                                    minmax.get_submodule(".".join(down)).weight.scale)
+    assert not torch.equal(searched_scale, minmax_scale)  # the search chose other scales
+    head_bits = 8 if recipe.endswith("head8") else 4
+    assert eager.lm_head.weight.target_dtype == getattr(torch, f"int{head_bits}")
+    with torch.no_grad():
+        expected = eager(torch.from_numpy(IDS)[None]).logits[0].numpy()
+    for end, out_logits, _ in _pte_decode(_load_pte(path), IDS):
+        cosine = out_logits @ expected[end - 1] / np.linalg.norm(out_logits) / np.linalg.norm(expected[end - 1])
+        assert cosine > 0.9999

@@ -69,14 +69,34 @@ PLANNER_RECIPES = {
 class ExecuTorchRecipe:
     """How an ExecuTorch planner stores its language model (None: fp32).
 
-    `linear` covers every linear of the decoder, lm_head included: "8da4w" / "8da8w" = int8
-    dynamic activations with int4 (grouped) / int8 (per channel) weights. `embedding_bits` is the
-    token embedding, weight-only: 8 per row or 4 per group. Whenever `linear` is set, the retouch
-    head's linears are 8da8w too; the vision encoder has its own choice (EXECUTORCH_VISION_RECIPES).
+    `linear` covers every linear of the decoder, lm_head included unless `head` says otherwise:
+    "8da4w" / "8da8w" = int8 dynamic activations with int4 (grouped) / int8 (per channel) weights.
+    `embedding_bits` is the token embedding, weight-only: 8 per row or 4 per group. `scales` is how
+    the int4 groups get their scales: "minmax" (largest weight / 7.5) or "search" (the scale with
+    the least squared error, weighted by calibration inputs: export/weight_scales.py). Whenever
+    `linear` is set, the retouch head's linears are 8da8w too; the vision encoder has its own
+    choice (EXECUTORCH_VISION_RECIPES).
     """
 
     linear: str | None
     embedding_bits: int | None
+    scales: str = "minmax"
+    head: str | None = None  # lm_head's own linear recipe; None: as `linear`
+
+    def layer_types(self) -> dict[str, str]:
+        """The recipe per layer type, as the manifest records it."""
+        if self.linear is None and self.embedding_bits is None:
+            return {"decoder_linears": "fp32", "lm_head": "fp32", "token_embedding": "fp32", "retouch_head": "fp32"}
+        int4_scales = f", {self.scales} scales"
+        linear = self.linear + (int4_scales if self.linear == "8da4w" else "")
+        head = self.head or self.linear
+        embedding = f"int{self.embedding_bits} weight-only" + (int4_scales if self.embedding_bits == 4 else "")
+        return {
+            "decoder_linears": linear,
+            "lm_head": head + (int4_scales if head == "8da4w" else ""),
+            "token_embedding": embedding,
+            "retouch_head": "8da8w",
+        }
 
 
 EXECUTORCH_RECIPES = {
@@ -84,7 +104,11 @@ EXECUTORCH_RECIPES = {
     "8da4w": ExecuTorchRecipe(linear="8da4w", embedding_bits=8),
     "8da4w-emb4": ExecuTorchRecipe(linear="8da4w", embedding_bits=4),
     "8da8w": ExecuTorchRecipe(linear="8da8w", embedding_bits=8),
+    # Searched int4 scales (benchmarks/RESULTS.md, "4-bit scales"): everything 4-bit, or lm_head at int8.
+    "8da4w-search": ExecuTorchRecipe(linear="8da4w", embedding_bits=4, scales="search"),
+    "8da4w-search-head8": ExecuTorchRecipe(linear="8da4w", embedding_bits=4, scales="search", head="8da8w"),
 }
+SCALE_RULES = ("minmax", "search")
 EXECUTORCH_VISION_RECIPES = ("fp32", "8da8w")  # 8da8w: int8 dynamic activations x int8 per-channel convs/linears
 # Group 32: on SmolLM2-135M it matched group 64's perplexity with a closer eager twin (benchmarks/RESULTS.md).
 EXECUTORCH_GROUP_SIZE = 32
