@@ -32,6 +32,8 @@ Recipes (`RECIPES`), applied with `coremltools.optimize.coreml` to the converted
 * `fp16`: fp16 weights and compute everywhere.
 * `int4-block32`: the decoder's linears (lm_head included) and the token embedding as symmetric
   int4 with one fp16 scale per block of 32 input channels (`constexpr_blockwise_shift_scale`).
+* `int4-block32-head8`: as int4-block32, but lm_head (the decoder's widest linear) is int8 per
+  output channel: 4-bit costs the output projection most (benchmarks/RESULTS.md, per layer type).
 * `int8-channel`: the same weights as symmetric int8 with one fp16 scale per output channel
   (`constexpr_blockwise_shift_scale` too): the Core ML counterpart of the bundles' `--quant int8`.
 * `palettize4`: the same weights as 4-bit look-up tables (`constexpr_lut_to_dense`), one
@@ -103,12 +105,12 @@ def _check_arguments(model: VeraPlanner, recipe: str, max_seq_len: int) -> None:
     limit = int(model.config.text.get("max_position_embeddings", max_seq_len))
     if not isinstance(max_seq_len, int) or isinstance(max_seq_len, bool) or not 2 <= max_seq_len <= limit:
         raise InputError(f"max_seq_len must be an integer from 2 to {limit}, got {max_seq_len!r}")
-    if recipe == "int4-block32":
+    if recipe.startswith("int4-block32"):
         widths = {m.in_features for m in model.language_model.modules() if isinstance(m, nn.Linear)}
         widths.add(model.config.hidden_size)  # the embedding's rows
         bad = sorted(w for w in widths if w % BLOCK_SIZE)
         if bad:
-            raise InputError(f"int4-block32 needs input widths divisible by {BLOCK_SIZE}; the model has {bad}")
+            raise InputError(f"{recipe} needs input widths divisible by {BLOCK_SIZE}; the model has {bad}")
 
 
 def exported_programs(model: VeraPlanner, max_seq_len: int) -> dict[str, torch.export.ExportedProgram]:
@@ -175,18 +177,26 @@ def _compress(model: Any, recipe: str, op_type: str | None) -> Any:
     """Apply the recipe's weight compression; `op_type` limits it to weights of that op type."""
     import coremltools.optimize.coreml as cto
 
-    if recipe in ("int4-block32", "int8-channel"):
-        int4 = recipe == "int4-block32"
-        op_config = cto.OpLinearQuantizerConfig(
-            mode="linear_symmetric", dtype="int4" if int4 else "int8",
-            granularity="per_block" if int4 else "per_channel", block_size=BLOCK_SIZE if int4 else None,
-        )
-        config = cto.OptimizationConfig(**_scope(op_config, op_type))
-        return cto.linear_quantize_weights(model, config)
+    int8 = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel")
+    int4 = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int4", granularity="per_block",
+                                       block_size=BLOCK_SIZE)
+    if recipe in ("int4-block32", "int4-block32-head8", "int8-channel"):
+        scope = _scope(int8 if recipe == "int8-channel" else int4, op_type)
+        # Only the decoder is compressed per op type ("linear"), and only it has an output head.
+        head = _output_head(model) if recipe == "int4-block32-head8" and op_type == "linear" else None
+        if head is not None:
+            scope["op_name_configs"] = {head: int8}
+        return cto.linear_quantize_weights(model, cto.OptimizationConfig(**scope))
     op_config = cto.OpPalettizerConfig(
         nbits=4, mode="uniform", granularity="per_grouped_channel", group_size=PALETTE_GROUP
     )
     return cto.palettize_weights(model, cto.OptimizationConfig(**_scope(op_config, op_type)))
+
+
+def _output_head(model: Any) -> str | None:
+    """The name of the program's vocabulary projection: its widest linear (None: it has no linear)."""
+    linears = [op for op in model._mil_program.functions["main"].operations if op.op_type == "linear"]
+    return max(linears, key=lambda op: op.weight.shape[0]).name if linears else None
 
 
 def _scope(op_config: Any, op_type: str | None) -> dict[str, Any]:

@@ -21,8 +21,13 @@ and shared between methods (`share_mutable_buffers`), so a sequence may mix them
 
 Recipes: `fp32`; `8da4w` (int8 dynamic activations x int4 grouped weights for every decoder
 linear, lm_head included, with int8 per-row embeddings); `8da4w-emb4` (the same with int4 grouped
-embeddings); `8da8w` (int8 per-channel weights, int8 embeddings). Weight-only int8/int4 linears
-are not offered: this ExecuTorch lowers them without complaint and computes garbage. The vision
+embeddings); `8da8w` (int8 per-channel weights, int8 embeddings); `8da4w-search` (as 8da4w-emb4,
+with each group's scale searched against calibration activations instead of min/max:
+export/weight_scales.py) and `8da4w-search-head8` (the same with an 8da8w lm_head). Weight-only
+int8/int4 linears are not offered: this ExecuTorch lowers them without complaint and computes
+garbage. Neither are int4 weights with zero points (torchao's asymmetric mapping: delegated
+without complaint, output off by more than its own size) or negative scales (XNNPACK refuses the
+method at load), which rules out llama.cpp's Q4_0 trick of a signed scale per block. The vision
 encoder (FastViTHD + projector) is fp32 unless `vision="8da8w"`: int8 dynamic activations x int8
 per-channel weights for every convolution and linear, through XNNPACK's PT2E quantizer (torchao's
 linear configs would leave the convolutions, most of its weights, alone). The retouch head is fp32

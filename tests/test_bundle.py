@@ -131,6 +131,30 @@ def test_coreml_recipe_can_be_chosen(tiny_checkpoint, tmp_path):
     assert inspect_planner_coreml(out / "planner_text_decoder.mlpackage")["compression"]["constexpr_lut_to_dense"] > 0
 
 
+def test_int4_executorch_bundle_calibrates_its_scales_and_records_each_layer_type(tiny_checkpoint, tmp_path,
+                                                                                   monkeypatch):
+    from vera_mobile.export import planner_methods
+    from vera_mobile.targets import EXECUTORCH_RECIPES, PLANNER_RECIPES
+
+    calls = []
+    real = planner_methods.calibration_embeddings
+    monkeypatch.setattr(planner_methods, "calibration_embeddings",
+                        lambda *args: calls.append(args) or real(*args))
+    out = tmp_path / "int4"
+    assert main(["export", "--model", str(tiny_checkpoint), "--targets", "executorch", "--quant", "int4",
+                 "--out", str(out)]) == 0
+    assert len(calls) == 1  # the planner's own prompts on the calibration photo, once per export
+    sequences = real(*calls[0])
+    assert len(sequences) == len(planner_methods.CALIBRATION_REQUESTS)
+    assert all(s.ndim == 2 and s.shape[0] > 64 for s in sequences)  # image tokens and prompt, [T, H]
+    quantization = load_bundle(out).manifest["quantization"]
+    recipe = PLANNER_RECIPES["executorch"]["int4"]
+    assert quantization["planner"] == {"executorch": recipe}
+    assert quantization["planner_layers"] == {
+        "executorch": {**EXECUTORCH_RECIPES[recipe].layer_types(), "vision_encoder": "8da8w"}}
+    assert check_bundle(out, "executorch") == {"renderer": [], "planner": []}
+
+
 def test_default_export_is_int8_and_reproduces_its_golden_vectors(tmp_path):
     from vera_mobile.testing.synthetic import write_synthetic_checkpoint
 

@@ -33,7 +33,7 @@ def test_full_size_auto_retouch(full_checkpoint, sample_photo):
 
 
 def test_full_size_int4_bundle_reproduces_its_golden_vectors(full_checkpoint, tmp_path, sample_photo):
-    """The default int4 bundle at full size (ExecuTorch 8da4w, Core ML int4-block32): every artifact
+    """The int4 bundle at full size (ExecuTorch 8da4w-search-head8, Core ML int4-block32-head8): every artifact
     written, ExecuTorch replays its golden vectors and retouches end to end (~15 min, ~8 GB RAM)."""
     from vera_mobile.export.bundle import export_bundle
     from vera_mobile.export.planner_coreml import inspect_planner_coreml

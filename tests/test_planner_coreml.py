@@ -90,6 +90,7 @@ def test_packages_have_the_methods_io_and_states(recipe, packages, tiny_planner)
 
 @pytest.mark.parametrize(("recipe", "op", "ratio"), [
     ("int4-block32", "constexpr_blockwise_shift_scale", 0.6),
+    ("int4-block32-head8", "constexpr_blockwise_shift_scale", 0.75),
     ("palettize4", "constexpr_lut_to_dense", 0.6),
     ("int8-channel", "constexpr_blockwise_shift_scale", 0.75),
 ])
@@ -143,7 +144,7 @@ def test_converted_decoder_program_matches_static_cache_decoder_and_reference(ti
 
 def test_bad_arguments_are_input_errors_and_write_nothing(tiny_planner, tmp_path):
     out = tmp_path / "out"
-    choices = "choose one of: fp16, int4-block32, palettize4, int8-channel"
+    choices = "choose one of: fp16, int4-block32, int4-block32-head8, palettize4, int8-channel"
     with pytest.raises(InputError, match=f"unknown Core ML recipe 'int8'; {choices}"):
         export_planner_coreml(tiny_planner, out, "int8")
     for bad in (1, 0, 2.5, True, "64", 10**6):
@@ -155,3 +156,9 @@ def test_bad_arguments_are_input_errors_and_write_nothing(tiny_planner, tmp_path
 def test_inspect_refuses_a_missing_package(tmp_path):
     with pytest.raises(CheckpointError, match="Core ML package .* does not exist"):
         inspect_planner_coreml(tmp_path / "missing.mlpackage")
+
+
+def test_int8_head_recipe_keeps_the_output_projection_at_eight_bits(packages):
+    # Only lm_head differs from int4-block32: more bytes than it, fewer than int8 everywhere.
+    size = lambda recipe: inspect_planner_coreml(packages[recipe]["text_decoder"])["weight_bytes"]  # noqa: E731
+    assert size("int4-block32") < size("int4-block32-head8") < size("int8-channel")

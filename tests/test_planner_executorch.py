@@ -188,7 +188,7 @@ def test_stock_multimodal_runner_generates_our_text(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", ["8da4w", "8da4w-emb4", "8da8w"])
+@pytest.mark.parametrize("recipe", ["8da4w", "8da4w-emb4", "8da8w", "8da4w-search-head8"])
 def test_quantized_recipe_matches_its_eager_model_and_stays_close_to_fp32(
     recipe, planner, fp32_pte, tokenizer, pixels, prompt_ids, tmp_path
 ):

@@ -29,6 +29,16 @@ def test_every_bundle_precision_names_a_recipe_of_every_target():
     assert targets.MAX_CALL_TOKENS <= targets.CONTEXT_LENGTH
 
 
+def test_every_executorch_recipe_says_what_each_layer_type_gets():
+    for name, recipe in targets.EXECUTORCH_RECIPES.items():
+        assert recipe.scales in targets.SCALE_RULES, name
+        layers = recipe.layer_types()
+        assert set(layers) == {"decoder_linears", "lm_head", "token_embedding", "retouch_head"}, name
+        assert ("search scales" in layers["decoder_linears"]) == (recipe.scales == "search" and recipe.linear == "8da4w")
+    head8 = targets.EXECUTORCH_RECIPES["8da4w-search-head8"].layer_types()
+    assert head8["lm_head"] == "8da8w" and head8["decoder_linears"] == "8da4w, search scales"
+
+
 def test_onnx_runtime_names_agree_with_the_method_table():
     from vera_mobile.runtime.onnx_planner import GRAPH_IO
 

@@ -57,9 +57,9 @@ INT8_FIDELITY_CLAIM = (
 # weight-only int4/int8 lowering computes garbage); ONNX Runtime has int4 MatMulNBits; Core ML
 # computes in fp16 (its states are fp16 only).
 PLANNER_RECIPES = {
-    "executorch": {"fp32": "fp32", "int4": "8da4w-emb4", "int8": "8da8w"},
+    "executorch": {"fp32": "fp32", "int4": "8da4w-search-head8", "int8": "8da8w"},
     "onnx": {"fp32": "fp32", "int4": "int4", "int8": "int8"},
-    "coreml": {"fp32": "fp16", "int4": "int4-block32", "int8": "int8-channel"},
+    "coreml": {"fp32": "fp16", "int4": "int4-block32-head8", "int8": "int8-channel"},
 }
 
 # --- ExecuTorch (XNNPACK) ----------------------------------------------------------------------------
@@ -137,6 +137,7 @@ ONNX_INT4_BLOCK_SIZE = 32
 COREML_RECIPES = {
     "fp16": "fp16 weights and compute everywhere",
     "int4-block32": "symmetric int4, one fp16 scale per block of 32 input channels",
+    "int4-block32-head8": "int4-block32, but lm_head symmetric int8 with one fp16 scale per output channel",
     "palettize4": "4-bit look-up tables, one 16-entry table per group of 16 output channels",
     "int8-channel": "symmetric int8, one fp16 scale per output channel",
 }
