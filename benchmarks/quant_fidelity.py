@@ -91,6 +91,7 @@ VARIANTS = (
     Variant("onnx-fp32", "ONNX Runtime fp32", "onnx", "fp32"),
     Variant("onnx-int4", "ONNX Runtime int4 (MatMulNBits block 32, asym)", "onnx", "int4"),
     Variant("onnx-int8", "ONNX Runtime int8 (dynamic, per-channel)", "onnx", "int8"),
+    Variant("onnx-int4-search", "ONNX Runtime int4-search (searched scales, 8-bit lm_head)", "onnx", "int4-search"),
     Variant("et-fp32", "ExecuTorch fp32", "executorch", "fp32"),
     Variant("et-8da4w-g32", "ExecuTorch 8da4w, group 32", "executorch", "8da4w", 32),
     Variant("et-8da4w-g64", "ExecuTorch 8da4w, group 64", "executorch", "8da4w", 64),
@@ -371,7 +372,8 @@ def run_variant(variant: Variant, model, reference: Reference, args, work_dir: P
             names = ("token_embedding", "text_decoder")
             paths = {name: directory / f"{name}.onnx" for name in names}
             if not (args.reuse and all(p.exists() for p in paths.values())):
-                paths = export_text_decoder_onnx(model, directory, args.max_seq_len, variant.recipe, progress=report)
+                paths = export_text_decoder_onnx(model, directory, args.max_seq_len, variant.recipe, progress=report,
+                                                 calibration=reference.calibration)
                 row.export_s = time.perf_counter() - start
             row.size_bytes = artifact_bytes(list(paths.values()))
             runtime = OnnxLM(paths)

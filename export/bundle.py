@@ -43,6 +43,7 @@ from vera_mobile.targets import (
     REFERENCE_PRECISION_NOTE,
     RENDERER_METHOD_IO,
     RENDERER_PRECISION_NOTE,
+    SEARCHED_SCALE_RECIPES,
     UPSTREAM_APP_TARGET,
 )
 from vera_mobile.views import REFERENCE_SIZE
@@ -173,12 +174,12 @@ def export_planner(
     directory.mkdir(parents=True, exist_ok=True)
     if target == "coreml":
         return recipe, export_planner_coreml(model, directory, recipe, CONTEXT_LENGTH, progress=progress)
+    calibration = calibration_embeddings(model, tokenizer) if recipe in SEARCHED_SCALE_RECIPES[target] else ()
     if target == "executorch":
-        calibration = calibration_embeddings(model, tokenizer) if EXECUTORCH_RECIPES[recipe].scales == "search" else ()
         path = export_planner_executorch(model, directory / "planner.pte", recipe, CONTEXT_LENGTH, progress=progress,
                                          calibration=calibration, **EXECUTORCH_OPTIONS[quant])
         return recipe, {"planner": path}
-    graphs = export_planner_onnx(model, directory, CONTEXT_LENGTH, recipe, progress=progress)
+    graphs = export_planner_onnx(model, directory, CONTEXT_LENGTH, recipe, progress=progress, calibration=calibration)
     for name, path in list(graphs.items()):
         weights = path.with_name(path.name + ".data")
         if weights.is_file():  # external weights of a graph over 1 GiB

@@ -23,6 +23,11 @@ Recipes (`quant`), all CPU-runnable in ONNX Runtime:
   symmetric: hidden-state cosine 0.9977 vs 0.9965). lm_head and the embedding are included
   because at the full size each is a 151,936 x 896 table, together over half the fp32 planner.
   `accuracy_level` is left unset: MatMulNBits computes in fp32.
+* int4-search (what `--quant int4` writes): the decoder's MatMuls as symmetric uint4
+  MatMulNBits (block 32, no zero points: the kernel's default 8) whose scales are searched
+  against calibration activations as in ExecuTorch's 8da4w-search (export/weight_scales.py), and
+  lm_head as 8-bit MatMulNBits (block 32, scale = largest / 127): the same grid and the same
+  int8 head as the ExecuTorch bundle. The token embedding is quantized as in int4.
 * int8: `quantize_dynamic`, per-channel QInt8 weights (activations quantized to uint8 at run
   time) on the decoder's MatMuls, lm_head included. The embedding stays fp32: the dynamic
   quantizer quantizes a Gather's table with a single scale, too coarse for embeddings. Weights
@@ -41,13 +46,15 @@ measure the recipes on a pretrained model.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
 
+import numpy as np
 import onnx
 import onnx_ir as ir
 import torch
@@ -62,7 +69,7 @@ from vera_mobile.runtime.onnx_planner import GRAPH_IO, MAX_SEQ_LEN_KEY
 from vera_mobile.targets import CONTEXT_LENGTH, ONNX_RECIPES
 from vera_mobile.targets import ONNX_INT4_BLOCK_SIZE as INT4_BLOCK_SIZE
 
-Quant = Literal["fp32", "int4", "int8"]  # ONNX_RECIPES, for type checkers
+Quant = Literal["fp32", "int4", "int8", "int4-search"]  # ONNX_RECIPES, for type checkers
 INT4_SYMMETRIC = False
 INT4_TENSOR_OPSET = 21  # the first opset with int4 tensors, which GatherBlockQuantized's table is
 # A protobuf file cannot exceed 2 GB; graphs whose weights pass this size keep them in `<name>.onnx.data`.
@@ -113,14 +120,18 @@ def export_planner_onnx(
     max_seq_len: int = CONTEXT_LENGTH,
     quant: Quant = "fp32",
     progress: Callable[[str], None] | None = None,
+    calibration: Sequence[torch.Tensor] = (),
 ) -> dict[str, Path]:
     """Write the four planner graphs into `out_dir` with recipe `quant`; returns {graph name: .onnx path}.
 
+    `calibration` holds input-embedding sequences that weight int4-search's scales
+    (planner_methods.calibration_embeddings); without them every channel weighs alike.
     `progress` receives one line per step. Graphs over EXTERNAL_DATA_BYTES of weights (the
     full-size fp32 decoder) keep them in a `<name>.onnx.data` file next to the graph.
     """
     _check_arguments(model, max_seq_len, quant, "load_planner(..., dtype=torch.float32) for the planner")
-    return _write_graphs(_graphs(model, max_seq_len), out_dir, max_seq_len, quant, progress)
+    searched = _SearchedInt4(model.language_model, calibration)
+    return _write_graphs(_graphs(model, max_seq_len), out_dir, max_seq_len, quant, progress, searched)
 
 
 def export_text_decoder_onnx(
@@ -129,15 +140,17 @@ def export_text_decoder_onnx(
     max_seq_len: int = CONTEXT_LENGTH,
     quant: Quant = "fp32",
     progress: Callable[[str], None] | None = None,
+    calibration: Sequence[torch.Tensor] = (),
 ) -> dict[str, Path]:
     """Write token_embedding.onnx and text_decoder.onnx of a causal LM into `out_dir`; returns their paths.
 
     `language_model` is a transformers Qwen2/Llama-style `...ForCausalLM` in float32; the graphs,
-    their I/O names and the recipes are the planner's (module docstring), so `OnnxPlanner`'s
-    `embed`/`decode` conventions apply to them.
+    their I/O names, the recipes and `calibration` are the planner's (module docstring,
+    `export_planner_onnx`), so `OnnxPlanner`'s `embed`/`decode` conventions apply to them.
     """
     _check_arguments(language_model, max_seq_len, quant, "dtype=torch.float32")
-    return _write_graphs(_language_model_graphs(language_model, max_seq_len), out_dir, max_seq_len, quant, progress)
+    graphs = _language_model_graphs(language_model, max_seq_len)
+    return _write_graphs(graphs, out_dir, max_seq_len, quant, progress, _SearchedInt4(language_model, calibration))
 
 
 def _check_arguments(model: nn.Module, max_seq_len: int, quant: str, how: str) -> None:
@@ -161,25 +174,29 @@ def _write_graphs(
     max_seq_len: int,
     quant: Quant,
     progress: Callable[[str], None] | None,
+    searched: _SearchedInt4,
 ) -> dict[str, Path]:
     report = progress or (lambda message: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    quantized = {"int4": ("token_embedding", "text_decoder"), "int8": ("text_decoder",)}.get(quant, ())
+    int4 = quant.startswith("int4")
+    quantized = ("token_embedding", "text_decoder") if int4 else ("text_decoder",) if quant == "int8" else ()
     # Everything is written to a scratch folder first, so a failed export leaves no partial set behind.
     with tempfile.TemporaryDirectory(prefix=".vera-onnx-", dir=out_dir) as scratch:
         scratch = Path(scratch)
         for name, graph in graphs.items():
             final = graph_files(scratch)[name]
             exported = scratch / f"{name}.fp32.onnx" if name in quantized else final
-            opset = INT4_TENSOR_OPSET if quant == "int4" and name == "token_embedding" else ONNX_OPSET
+            opset = INT4_TENSOR_OPSET if int4 and name == "token_embedding" else ONNX_OPSET
             metadata = {MAX_SEQ_LEN_KEY: str(max_seq_len)} if name == "text_decoder" else {}
             report(f"exporting {name} to ONNX (fp32)")
             _export(name, graph, exported, opset, metadata)
             if name in quantized:
                 report(f"quantizing {name} ({quant})")
                 with _step(f"quantizing the planner's {name} graph to {quant}"):
-                    if quant == "int4":
+                    if quant == "int4-search" and name == "text_decoder":
+                        searched.quantize(exported, final)
+                    elif int4:
                         _quantize_int4(exported, final, "Gather" if name == "token_embedding" else "MatMul")
                     else:
                         _quantize_int8(exported, final)
@@ -265,6 +282,73 @@ def _quantize_int4(source: Path, destination: Path, op_type: Literal["MatMul", "
     )
     quantizer.process()
     quantizer.model.save_model_to_file(str(destination), use_external_data_format=_too_big(quantizer.model.model))
+
+
+class _SearchedInt4:
+    """int4-search's decoder pass: each MatMul whose constant weight is one of the language
+    model's linears becomes a MatMulNBits with searched int4 scales (lm_head: 8 bits)."""
+
+    def __init__(self, language_model: nn.Module, calibration: Sequence[torch.Tensor]) -> None:
+        self.language_model, self.calibration = language_model, calibration
+
+    def quantize(self, source: Path, destination: Path) -> None:
+        from .weight_scales import input_power
+
+        power = input_power(self.language_model, self.calibration) if self.calibration else {}
+        head = self.language_model.get_output_embeddings()
+        # The exported MatMul holds W.T of its linear: recognised by value, whatever the exporter named it.
+        linears = {_digest(m.weight.detach().T.contiguous().numpy()): (name, m)
+                   for name, m in self.language_model.named_modules() if isinstance(m, nn.Linear)}
+        model = ir.load(source)
+        for node in list(model.graph):
+            weight = node.inputs[1] if node.op_type == "MatMul" and node.domain == "" and len(node.inputs) > 1 else None
+            if weight is None or weight.const_value is None:
+                continue
+            found = linears.get(_digest(weight.const_value.numpy()))
+            if found is not None:
+                name, module = found
+                _replace_with_matmul_nbits(model.graph, node, module.weight.detach(), 8 if module is head else 4,
+                                           power.get(name))
+        model.opset_imports["com.microsoft"] = 1
+        external = f"{destination.name}.data" if _weight_bytes(model.graph) > EXTERNAL_DATA_BYTES else None
+        ir.save(model, destination, external_data=external)
+
+
+def _digest(array: np.ndarray) -> tuple[tuple[int, ...], str]:
+    return array.shape, hashlib.sha256(np.ascontiguousarray(array, np.float32).tobytes()).hexdigest()
+
+
+def _replace_with_matmul_nbits(graph: ir.Graph, node: ir.Node, weight: torch.Tensor, bits: int,
+                               power: torch.Tensor | None) -> None:
+    """MatMul(x, W.T) -> MatMulNBits(x, packed W, scales): symmetric, block INT4_BLOCK_SIZE, no zero points."""
+    from .weight_scales import search_scales
+
+    rows, columns = weight.shape  # N outputs, K inputs
+    blocks = weight.float().reshape(rows, columns // INT4_BLOCK_SIZE, INT4_BLOCK_SIZE)
+    if bits == 4:
+        scales = search_scales(weight, INT4_BLOCK_SIZE, power)
+    else:
+        scales = blocks.abs().amax(-1).clamp_min(1e-12) / 127
+    offset = 1 << (bits - 1)  # MatMulNBits' default zero point
+    levels = torch.clamp(torch.round(blocks / scales[..., None]), -offset, offset - 1) + offset
+    levels = levels.to(torch.uint8).numpy()
+    if bits == 4:  # two weights a byte, the first in the low nibble
+        levels = levels[..., 0::2] | (levels[..., 1::2] << 4)
+    prefix = node.inputs[1].name
+    packed = ir.Value(name=f"{prefix}.q{bits}", const_value=ir.tensor(np.ascontiguousarray(levels)))
+    scale = ir.Value(name=f"{prefix}.scales", const_value=ir.tensor(scales.reshape(-1).numpy().astype(np.float32)))
+    graph.register_initializer(packed)
+    graph.register_initializer(scale)
+    replacement = ir.node("MatMulNBits", [node.inputs[0], packed, scale], domain="com.microsoft", name=node.name,
+                          attributes={"K": columns, "N": rows, "bits": bits, "block_size": INT4_BLOCK_SIZE})
+    graph.insert_after(node, replacement)
+    output_name = node.outputs[0].name
+    ir.convenience.replace_all_uses_with(node.outputs[0], replacement.outputs[0], replace_graph_outputs=True)
+    old_weight = node.inputs[1]
+    graph.remove(node, safe=True)
+    if not old_weight.uses():
+        graph.initializers.pop(old_weight.name)
+    replacement.outputs[0].name = output_name
 
 
 def _nbits_quantizer_class() -> type:

@@ -143,3 +143,45 @@ def test_executorch_searched_scales_lower_like_their_eager_model(language_model,
     for end, out_logits, _ in _pte_decode(_load_pte(path), IDS):
         cosine = out_logits @ expected[end - 1] / np.linalg.norm(out_logits) / np.linalg.norm(expected[end - 1])
         assert cosine > 0.9999
+
+
+def test_onnx_int4_search_packs_the_searched_grid_into_matmul_nbits(language_model, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from vera_mobile.export.weight_scales import input_power, search_scales
+
+    calibration = [language_model.model.embed_tokens(torch.arange(5, 29)).detach()]
+    paths = export_text_decoder_onnx(language_model, tmp_path / "onnx", max_seq_len=MAX_SEQ_LEN, quant="int4-search",
+                                     calibration=calibration)
+    graph = onnx.load(str(paths["text_decoder"])).graph
+    bits = sorted(next(a.i for a in node.attribute if a.name == "bits") for node in graph.node
+                  if node.op_type == "MatMulNBits")
+    linears = [m for m in language_model.modules() if isinstance(m, torch.nn.Linear)]
+    assert bits == [4] * (len(linears) - 1) + [8]  # every linear; lm_head at 8 bits
+    assert not [node for node in graph.node if node.op_type == "MatMul" and node.input[1] in
+                {init.name for init in graph.initializer}]  # no float weight matrix left
+
+    # The same grid in float (searched int4 scales; lm_head 8-bit, largest / 127 per block of 32) in
+    # transformers must give ONNX Runtime's logits: the packing and the nibble order are right.
+    power = input_power(language_model, calibration)
+    expected_model = copy.deepcopy(language_model)
+    expected_model.lm_head.weight = torch.nn.Parameter(expected_model.lm_head.weight.detach().clone())
+    for name, module in expected_model.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            w = module.weight.detach().reshape(module.out_features, -1, 32)
+            if name == "lm_head":
+                scales, low, high = w.abs().amax(-1) / 127, -128, 127
+            else:
+                scales, low, high = search_scales(module.weight.detach(), 32, power[name]), -8, 7
+            module.weight.data = (torch.clamp(torch.round(w / scales[..., None]), low, high) * scales[..., None]).reshape(
+                module.weight.shape)
+    with torch.no_grad():
+        expected = expected_model(torch.from_numpy(IDS)[None]).logits[0, -1].numpy()
+    embed = ort.InferenceSession(str(paths["token_embedding"]), providers=["CPUExecutionProvider"])
+    decoder = ort.InferenceSession(str(paths["text_decoder"]), providers=["CPUExecutionProvider"])
+    layers, heads, _, head_dim = decoder.get_inputs()[1].shape
+    empty = np.zeros((layers, heads, 0, head_dim), np.float32)
+    embeds = language_model.model.embed_tokens(torch.from_numpy(IDS)[None]).detach().numpy()  # fp32 rows: only the grid differs
+    logits = decoder.run(None, {"inputs_embeds": embeds, "past_keys": empty, "past_values": empty})[0][0]
+    np.testing.assert_allclose(logits, expected, atol=2e-3 * np.abs(expected).max(), rtol=0)

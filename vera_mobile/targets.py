@@ -58,7 +58,7 @@ INT8_FIDELITY_CLAIM = (
 # computes in fp16 (its states are fp16 only).
 PLANNER_RECIPES = {
     "executorch": {"fp32": "fp32", "int4": "8da4w-search-head8", "int8": "8da8w"},
-    "onnx": {"fp32": "fp32", "int4": "int4", "int8": "int8"},
+    "onnx": {"fp32": "fp32", "int4": "int4-search", "int8": "int8"},
     "coreml": {"fp32": "fp16", "int4": "int4-block32-head8", "int8": "int8-channel"},
 }
 
@@ -127,8 +127,18 @@ ONNX_RECIPES = {
     "int4": "decoder MatMuls, lm_head and the token embedding as uint4 MatMulNBits / GatherBlockQuantized, "
             "block 32, asymmetric",
     "int8": "decoder MatMuls and lm_head as dynamic int8 (per-channel QInt8 weights, 7-bit range); embedding fp32",
+    "int4-search": "decoder MatMuls as symmetric uint4 MatMulNBits, block 32, scales searched as ExecuTorch's "
+                   "8da4w-search; lm_head as 8-bit MatMulNBits, block 32; the token embedding as in int4",
 }
 ONNX_INT4_BLOCK_SIZE = 32
+
+# The planner recipes whose int4 scales are searched against calibration activations
+# (export/weight_scales.py): exporting them needs the calibration prompts.
+SEARCHED_SCALE_RECIPES = {
+    "executorch": frozenset(name for name, recipe in EXECUTORCH_RECIPES.items() if recipe.scales == "search"),
+    "onnx": frozenset({"int4-search"}),
+    "coreml": frozenset(),
+}
 
 # --- Core ML ---------------------------------------------------------------------------------------
 
