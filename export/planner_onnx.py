@@ -254,13 +254,19 @@ def _gemm_to_matmul(graph: ir.Graph) -> None:
             continue
         transposed = ir.Value(name=f"{weight.name}.T", const_value=ir.tensor(weight.const_value.numpy().T.copy()))
         graph.register_initializer(transposed)
-        matmul = ir.node("MatMul", [node.inputs[0], transposed], name=node.name)
-        graph.insert_after(node, matmul)
-        output_name = node.outputs[0].name
-        ir.convenience.replace_all_uses_with(node.outputs[0], matmul.outputs[0], replace_graph_outputs=True)
-        graph.remove(node, safe=True)
+        _replace_node(graph, node, ir.node("MatMul", [node.inputs[0], transposed], name=node.name))
+
+
+def _replace_node(graph: ir.Graph, node: ir.Node, replacement: ir.Node) -> None:
+    """Put `replacement` where `node` was, under its output name, and drop `node`'s now unused weight."""
+    weight = node.inputs[1]
+    graph.insert_after(node, replacement)
+    output_name = node.outputs[0].name
+    ir.convenience.replace_all_uses_with(node.outputs[0], replacement.outputs[0], replace_graph_outputs=True)
+    graph.remove(node, safe=True)
+    if not weight.uses():
         graph.initializers.pop(weight.name)
-        matmul.outputs[0].name = output_name  # keeps graph output names such as "logits"
+    replacement.outputs[0].name = output_name  # keeps graph output names such as "logits"
 
 
 # --- Quantization recipes -----------------------------------------------------------------------
@@ -346,16 +352,8 @@ def _replace_with_matmul_nbits(graph: ir.Graph, node: ir.Node, weight: torch.Ten
         # input); at the fp32 level 8-bit falls back to a path 60x slower here (329 vs 5.5 ms for
         # a 576 x 49,152 head, one token).
         attributes["accuracy_level"] = 4
-    replacement = ir.node("MatMulNBits", [node.inputs[0], packed, scale], domain="com.microsoft", name=node.name,
-                          attributes=attributes)
-    graph.insert_after(node, replacement)
-    output_name = node.outputs[0].name
-    ir.convenience.replace_all_uses_with(node.outputs[0], replacement.outputs[0], replace_graph_outputs=True)
-    old_weight = node.inputs[1]
-    graph.remove(node, safe=True)
-    if not old_weight.uses():
-        graph.initializers.pop(old_weight.name)
-    replacement.outputs[0].name = output_name
+    _replace_node(graph, node, ir.node("MatMulNBits", [node.inputs[0], packed, scale], domain="com.microsoft",
+                                       name=node.name, attributes=attributes))
 
 
 def _nbits_quantizer_class() -> type:
