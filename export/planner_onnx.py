@@ -28,7 +28,11 @@ Recipes (`quant`), all CPU-runnable in ONNX Runtime:
   against calibration activations as in ExecuTorch's 8da4w-search (export/weight_scales.py), and
   lm_head as 8-bit MatMulNBits (block 32, scale = largest / 127, accuracy level 4: int8
   activations, which ORT's fast 8-bit kernel needs): the same int4 grid and an int8 head, as in
-  the ExecuTorch bundle. The token embedding is quantized as in int4.
+  the ExecuTorch bundle. When the embedding and lm_head are one tied matrix (Qwen2-0.5B,
+  SmolLM2), that matrix is stored once, in `tied_embedding.data` next to the graphs: the head's
+  8-bit MatMulNBits and the embedding's GatherBlockQuantized (8 bits, same blocks, same default
+  zero point 128) read the same bytes through ONNX external data, each graph giving its own shape.
+  Otherwise the token embedding is quantized as in int4.
 * int8: `quantize_dynamic`, per-channel QInt8 weights (activations quantized to uint8 at run
   time) on the decoder's MatMuls, lm_head included. The embedding stays fp32: the dynamic
   quantizer quantizes a Gather's table with a single scale, too coarse for embeddings. Weights
@@ -75,6 +79,10 @@ INT4_SYMMETRIC = False
 INT4_TENSOR_OPSET = 21  # the first opset with int4 tensors, which GatherBlockQuantized's table is
 # A protobuf file cannot exceed 2 GB; graphs whose weights pass this size keep them in `<name>.onnx.data`.
 EXTERNAL_DATA_BYTES = 1 << 30
+# int4-search's tied embedding/output matrix, stored once for both graphs that read it.
+TIED_TABLE_FILE = "tied_embedding.data"
+TIED_TABLE_BITS = 8
+TIED_TABLE_ALIGNMENT = 1 << 16  # page-aligned sections, so ONNX Runtime can map them instead of copying
 
 
 # --- The graphs ---------------------------------------------------------------------------------
@@ -185,6 +193,10 @@ def _write_graphs(
     # Everything is written to a scratch folder first, so a failed export leaves no partial set behind.
     with tempfile.TemporaryDirectory(prefix=".vera-onnx-", dir=out_dir) as scratch:
         scratch = Path(scratch)
+        table = None
+        if quant == "int4-search" and searched.tied:
+            report("writing the tied embedding/output matrix (8-bit)")
+            table = _write_tied_table(searched.head_weight, scratch / TIED_TABLE_FILE)
         for name, graph in graphs.items():
             final = graph_files(scratch)[name]
             exported = scratch / f"{name}.fp32.onnx" if name in quantized else final
@@ -196,25 +208,40 @@ def _write_graphs(
                 report(f"quantizing {name} ({quant})")
                 with _step(f"quantizing the planner's {name} graph to {quant}"):
                     if quant == "int4-search" and name == "text_decoder":
-                        searched.quantize(exported, final)
+                        searched.quantize(exported, final, table)
+                    elif table is not None:
+                        _gather_tied_table(exported, final, table)
                     elif int4:
                         _quantize_int4(exported, final, "Gather" if name == "token_embedding" else "MatMul")
                     else:
                         _quantize_int8(exported, final)
+        _move_or_drop(scratch / TIED_TABLE_FILE, out_dir)
         return {name: _move(path, out_dir) for name, path in graph_files(scratch).items() if name in graphs}
 
 
 def _move(graph: Path, out_dir: Path) -> Path:
     """Move a graph and its external weights, if any, into out_dir (dropping stale weights of an older export)."""
-    weights = graph.with_name(graph.name + ".data")  # the location both the exporter and the quantizers use
-    stale = out_dir / weights.name
-    if weights.exists():
-        os.replace(weights, stale)
-    elif stale.exists():
-        stale.unlink()
+    _move_or_drop(graph.with_name(graph.name + ".data"), out_dir)  # where the exporter and quantizers put them
     target = out_dir / graph.name
     os.replace(graph, target)
     return target
+
+
+def _move_or_drop(source: Path, out_dir: Path) -> None:
+    """Move `source` into out_dir if it was written; otherwise remove out_dir's stale file of that name."""
+    target = out_dir / source.name
+    if source.exists():
+        os.replace(source, target)
+    elif target.exists():
+        target.unlink()
+
+
+def weight_files(directory: str | os.PathLike) -> dict[str, Path]:
+    """The weight files next to the graphs in `directory`, by bundle role: a large graph's
+    `<name>.onnx.data` (\"<name> weights\") and int4-search's tied matrix (\"tied embedding\")."""
+    found = {f"{name} weights": path.with_name(path.name + ".data") for name, path in graph_files(directory).items()}
+    found["tied embedding"] = Path(directory) / TIED_TABLE_FILE
+    return {role: path for role, path in found.items() if path.is_file()}
 
 
 def _export(name: str, graph: _Graph, path: Path, opset: int, metadata: dict[str, str]) -> None:
@@ -236,7 +263,9 @@ def _export(name: str, graph: _Graph, path: Path, opset: int, metadata: dict[str
 
 
 def _weight_bytes(graph: ir.Graph) -> int:
-    return sum(value.const_value.nbytes for value in graph.initializers.values() if value.const_value is not None)
+    """Bytes of the initializers held in the graph (not those already in an external file)."""
+    return sum(value.const_value.nbytes for value in graph.initializers.values()
+               if value.const_value is not None and not isinstance(value.const_value, ir.ExternalTensor))
 
 
 def _gemm_to_matmul(graph: ir.Graph) -> None:
@@ -254,12 +283,11 @@ def _gemm_to_matmul(graph: ir.Graph) -> None:
             continue
         transposed = ir.Value(name=f"{weight.name}.T", const_value=ir.tensor(weight.const_value.numpy().T.copy()))
         graph.register_initializer(transposed)
-        _replace_node(graph, node, ir.node("MatMul", [node.inputs[0], transposed], name=node.name))
+        _replace_node(graph, node, ir.node("MatMul", [node.inputs[0], transposed], name=node.name), weight)
 
 
-def _replace_node(graph: ir.Graph, node: ir.Node, replacement: ir.Node) -> None:
-    """Put `replacement` where `node` was, under its output name, and drop `node`'s now unused weight."""
-    weight = node.inputs[1]
+def _replace_node(graph: ir.Graph, node: ir.Node, replacement: ir.Node, weight: ir.Value) -> None:
+    """Put `replacement` where `node` was, under its output name, and drop `node`'s `weight` if now unused."""
     graph.insert_after(node, replacement)
     output_name = node.outputs[0].name
     ir.convenience.replace_all_uses_with(node.outputs[0], replacement.outputs[0], replace_graph_outputs=True)
@@ -297,8 +325,12 @@ class _SearchedInt4:
 
     def __init__(self, language_model: nn.Module, calibration: Sequence[torch.Tensor]) -> None:
         self.language_model, self.calibration = language_model, calibration
+        self.head_weight = language_model.get_output_embeddings().weight.detach()
+        embedding = language_model.get_input_embeddings().weight.detach()
+        self.tied = embedding.shape == self.head_weight.shape and torch.equal(embedding, self.head_weight)
 
-    def quantize(self, source: Path, destination: Path) -> None:
+    def quantize(self, source: Path, destination: Path, table: _TiedTable | None) -> None:
+        """Quantize the decoder graph `source` into `destination`; lm_head reads `table` when given."""
         from .weight_scales import input_power
 
         power = input_power(self.language_model, self.calibration) if self.calibration else {}
@@ -312,10 +344,19 @@ class _SearchedInt4:
             if weight is None or weight.const_value is None:
                 continue
             found = linears.get(_digest(weight.const_value.numpy()))
-            if found is not None:
-                name, module = found
-                _replace_with_matmul_nbits(model.graph, node, module.weight.detach(), 8 if module is head else 4,
-                                           power.get(name))
+            if found is None:
+                continue
+            name, module = found
+            if module is head and table is not None:
+                levels = table.levels(f"{weight.name}.q{TIED_TABLE_BITS}", (table.rows, table.blocks, INT4_BLOCK_SIZE))
+                scales = table.scales(f"{weight.name}.scales", (table.rows * table.blocks,))
+                _replace_with_matmul_nbits(model.graph, node, levels, scales, TIED_TABLE_BITS)
+            else:
+                bits = 8 if module is head else 4
+                levels, scales = _block_quantize(module.weight.detach(), bits, power.get(name) if bits == 4 else None)
+                prefix = weight.name
+                _replace_with_matmul_nbits(model.graph, node, _initializer(f"{prefix}.q{bits}", levels),
+                                           _initializer(f"{prefix}.scales", scales.reshape(-1)), bits)
         model.opset_imports["com.microsoft"] = 1
         external = f"{destination.name}.data" if _weight_bytes(model.graph) > EXTERNAL_DATA_BYTES else None
         ir.save(model, destination, external_data=external)
@@ -325,35 +366,103 @@ def _digest(array: np.ndarray) -> tuple[tuple[int, ...], str]:
     return array.shape, hashlib.sha256(np.ascontiguousarray(array, np.float32).tobytes()).hexdigest()
 
 
-def _replace_with_matmul_nbits(graph: ir.Graph, node: ir.Node, weight: torch.Tensor, bits: int,
-                               power: torch.Tensor | None) -> None:
-    """MatMul(x, W.T) -> MatMulNBits(x, packed W, scales): symmetric, block INT4_BLOCK_SIZE, no zero points."""
+def _block_quantize(weight: torch.Tensor, bits: int, power: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric block-INT4_BLOCK_SIZE levels of a weight [N, K] as MatMulNBits stores them.
+
+    Returns (levels [N, K / block, block * bits / 8] uint8 offset by 2^(bits-1), the default zero
+    point of MatMulNBits and GatherBlockQuantized; scales [N, K / block] float32). 4-bit scales are
+    searched against the input channels' mean squares `power`; 8-bit ones are largest / 127.
+    """
     from .weight_scales import search_scales
 
-    rows, columns = weight.shape  # N outputs, K inputs
+    rows, columns = weight.shape
     blocks = weight.float().reshape(rows, columns // INT4_BLOCK_SIZE, INT4_BLOCK_SIZE)
     if bits == 4:
         scales = search_scales(weight, INT4_BLOCK_SIZE, power)
     else:
         scales = blocks.abs().amax(-1).clamp_min(1e-12) / 127
-    offset = 1 << (bits - 1)  # MatMulNBits' default zero point
+    offset = 1 << (bits - 1)
     levels = torch.clamp(torch.round(blocks / scales[..., None]), -offset, offset - 1) + offset
     levels = levels.to(torch.uint8).numpy()
     if bits == 4:  # two weights a byte, the first in the low nibble
         levels = levels[..., 0::2] | (levels[..., 1::2] << 4)
-    prefix = node.inputs[1].name
-    packed = ir.Value(name=f"{prefix}.q{bits}", const_value=ir.tensor(np.ascontiguousarray(levels)))
-    scale = ir.Value(name=f"{prefix}.scales", const_value=ir.tensor(scales.reshape(-1).numpy().astype(np.float32)))
-    graph.register_initializer(packed)
-    graph.register_initializer(scale)
+    return np.ascontiguousarray(levels), scales.numpy().astype(np.float32)
+
+
+def _initializer(name: str, array: np.ndarray) -> ir.Value:
+    return ir.Value(name=name, const_value=ir.tensor(np.ascontiguousarray(array)))
+
+
+def _replace_with_matmul_nbits(graph: ir.Graph, node: ir.Node, levels: ir.Value, scales: ir.Value, bits: int) -> None:
+    """MatMul(x, W.T) -> MatMulNBits(x, levels, scales): symmetric, block INT4_BLOCK_SIZE, no zero points."""
+    columns, rows = node.inputs[1].const_value.shape  # the MatMul's W.T is [K inputs, N outputs]
+    for value in (levels, scales):
+        graph.register_initializer(value)
     attributes = {"K": columns, "N": rows, "bits": bits, "block_size": INT4_BLOCK_SIZE}
     if bits == 8:
         # ORT's 8-bit kernels need int8 activations (accuracy level 4, quantized per block of the
         # input); at the fp32 level 8-bit falls back to a path 60x slower here (329 vs 5.5 ms for
         # a 576 x 49,152 head, one token).
         attributes["accuracy_level"] = 4
-    _replace_node(graph, node, ir.node("MatMulNBits", [node.inputs[0], packed, scale], domain="com.microsoft",
-                                       name=node.name, attributes=attributes))
+    _replace_node(graph, node, ir.node("MatMulNBits", [node.inputs[0], levels, scales], domain="com.microsoft",
+                                       name=node.name, attributes=attributes), node.inputs[1])
+
+
+class _TiedTable(NamedTuple):
+    """The tied embedding/output matrix in TIED_TABLE_FILE: 8-bit levels [rows, columns] at offset 0,
+    then one float32 scale per block [rows, blocks] at `scales_offset`."""
+
+    path: Path
+    rows: int
+    columns: int
+    scales_offset: int
+
+    @property
+    def blocks(self) -> int:
+        return self.columns // INT4_BLOCK_SIZE
+
+    def levels(self, name: str, shape: tuple[int, ...]) -> ir.Value:
+        return self._external(name, 0, self.rows * self.columns, ir.DataType.UINT8, shape)
+
+    def scales(self, name: str, shape: tuple[int, ...]) -> ir.Value:
+        return self._external(name, self.scales_offset, self.rows * self.blocks * 4, ir.DataType.FLOAT, shape)
+
+    def _external(self, name: str, offset: int, length: int, dtype: ir.DataType, shape: tuple[int, ...]) -> ir.Value:
+        # The location is relative to the graph, which is saved in the same folder as the table.
+        tensor = ir.ExternalTensor(self.path.name, offset, length, dtype, shape=ir.Shape(shape), name=name,
+                                   base_dir=self.path.parent)
+        return ir.Value(name=name, const_value=tensor)
+
+
+def _write_tied_table(weight: torch.Tensor, path: Path) -> _TiedTable:
+    """Write the 8-bit tied matrix (levels, then scales, each section page-aligned) to `path`."""
+    levels, scales = _block_quantize(weight, TIED_TABLE_BITS, None)
+    scales_offset = -(-levels.nbytes // TIED_TABLE_ALIGNMENT) * TIED_TABLE_ALIGNMENT
+    with open(path, "wb") as file:
+        file.write(levels.tobytes())
+        file.write(bytes(scales_offset - levels.nbytes))
+        file.write(scales.tobytes())
+    return _TiedTable(path, weight.shape[0], weight.shape[1], scales_offset)
+
+
+def _gather_tied_table(source: Path, destination: Path, table: _TiedTable) -> None:
+    """The embedding graph's Gather on the fp32 table -> GatherBlockQuantized on the tied 8-bit table."""
+    model = ir.load(source)
+    gathers = [node for node in model.graph if node.op_type == "Gather" and node.inputs[0].const_value is not None
+               and tuple(node.inputs[0].shape) == (table.rows, table.columns)]
+    if len(gathers) != 1:
+        raise RuntimeError(f"expected one Gather on the [{table.rows}, {table.columns}] table, found {len(gathers)}")
+    node = gathers[0]
+    levels = table.levels("embedding.q8", (table.rows, table.columns))
+    scales = table.scales("embedding.scales", (table.rows, table.blocks))
+    for value in (levels, scales):
+        model.graph.register_initializer(value)
+    attributes = {"bits": TIED_TABLE_BITS, "block_size": INT4_BLOCK_SIZE, "gather_axis": 0, "quantize_axis": 1}
+    _replace_node(model.graph, node, ir.node("GatherBlockQuantized", [levels, node.inputs[1], scales],
+                                             domain="com.microsoft", name=node.name, attributes=attributes),
+                  node.inputs[0])
+    model.opset_imports["com.microsoft"] = 1
+    ir.save(model, destination)
 
 
 def _nbits_quantizer_class() -> type:

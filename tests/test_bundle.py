@@ -155,6 +155,19 @@ def test_int4_executorch_bundle_calibrates_its_scales_and_records_each_layer_typ
     assert check_bundle(out, "executorch") == {"renderer": [], "planner": []}
 
 
+def test_int4_onnx_bundle_lists_the_tied_matrix_once_and_replays_its_golden(tiny_checkpoint, tmp_path):
+    from vera_mobile.export.planner_onnx import TIED_TABLE_FILE
+
+    out = tmp_path / "int4"
+    assert main(["export", "--model", str(tiny_checkpoint), "--targets", "onnx", "--quant", "int4",
+                 "--out", str(out)]) == 0
+    bundle = load_bundle(out)
+    planner_files = [a["path"] for a in bundle.artifacts("planner", "onnx")]
+    assert planner_files.count(TIED_TABLE_FILE) == 1  # verified by sha256 like every graph
+    assert bundle.manifest["quantization"]["planner"] == {"onnx": "int4-search"}
+    assert check_bundle(out, "onnx") == {"renderer": [], "planner": []}
+
+
 def test_default_export_is_int8_and_reproduces_its_golden_vectors(tmp_path):
     from vera_mobile.testing.synthetic import write_synthetic_checkpoint
 

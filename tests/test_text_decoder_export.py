@@ -189,3 +189,64 @@ def test_onnx_int4_search_packs_the_searched_grid_into_matmul_nbits(language_mod
     # runs ORT's int8-activation kernel (accuracy level 4), which rounds its input too.
     np.testing.assert_allclose(hidden[0], expected_hidden, atol=2e-3 * np.abs(expected_hidden).max(), rtol=0)
     assert logits[0] @ expected / np.linalg.norm(logits[0]) / np.linalg.norm(expected) > 0.999
+
+
+def _external_sections(path):
+    """{initializer name: (file, offset, length)} of a graph's external initializers, and its inline ones."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    external, inline = {}, {}
+    for init in graph.initializer:
+        if init.data_location == onnx.TensorProto.EXTERNAL:
+            info = {entry.key: entry.value for entry in init.external_data}
+            external[init.name] = (info["location"], int(info["offset"]), int(info["length"]))
+        else:
+            inline[init.name] = tuple(init.dims)
+    return external, inline
+
+
+def test_onnx_int4_search_stores_the_tied_matrix_once(language_model, tmp_path):
+    import onnxruntime as ort
+
+    from vera_mobile.export.planner_onnx import TIED_TABLE_FILE, weight_files
+
+    paths = export_text_decoder_onnx(language_model, tmp_path, max_seq_len=MAX_SEQ_LEN, quant="int4-search")
+    table = language_model.model.embed_tokens.weight.detach()
+    rows, columns = table.shape
+    assert weight_files(tmp_path) == {"tied embedding": tmp_path / TIED_TABLE_FILE}
+    sections = {}
+    for name in ("token_embedding", "text_decoder"):
+        external, inline = _external_sections(paths[name])
+        sections[name] = sorted(external.values())
+        assert all(np.prod(dims) < rows * columns // 8 for dims in inline.values())  # no other copy of the table
+    # Both graphs read the same two sections (8-bit levels, scales) of the one tied file.
+    assert sections["token_embedding"] == sections["text_decoder"]
+    assert [(location, length) for location, _, length in sections["text_decoder"]] == [
+        (TIED_TABLE_FILE, rows * columns), (TIED_TABLE_FILE, rows * columns // 32 * 4)]
+    assert (tmp_path / TIED_TABLE_FILE).stat().st_size < rows * columns * 1.2  # one 8-bit copy and its scales
+
+    # The embedding's rows are the 8-bit grid the head uses (largest / 127 per block of 32).
+    blocks = table.reshape(rows, -1, 32)
+    scales = blocks.abs().amax(-1, keepdim=True) / 127
+    grid = (torch.clamp(torch.round(blocks / scales), -128, 127) * scales).reshape(rows, columns).numpy()
+    embed = ort.InferenceSession(str(paths["token_embedding"]), providers=["CPUExecutionProvider"])
+    rows_out = embed.run(None, {"input_ids": IDS[None]})[0][0]
+    np.testing.assert_allclose(rows_out, grid[IDS], rtol=0, atol=1e-6 * np.abs(grid).max())
+
+
+def test_onnx_int4_search_quantizes_an_untied_embedding_on_its_own(language_model, tmp_path):
+    from vera_mobile.export.planner_onnx import weight_files
+
+    untied = copy.deepcopy(language_model)
+    untied.lm_head.weight = torch.nn.Parameter(untied.lm_head.weight.detach() * 1.5)
+    paths = export_text_decoder_onnx(untied, tmp_path, max_seq_len=MAX_SEQ_LEN, quant="int4-search")
+    assert weight_files(tmp_path) == {}
+    for path in paths.values():
+        assert _external_sections(path)[0] == {}
+    import onnx
+
+    graph = onnx.load(str(paths["token_embedding"])).graph
+    types = {init.name: init.data_type for init in graph.initializer}
+    gathers = [node for node in graph.node if node.op_type == "GatherBlockQuantized"]
+    assert [types[node.input[0]] for node in gathers] == [onnx.TensorProto.UINT4]  # int4's asymmetric table

@@ -129,7 +129,8 @@ ONNX_RECIPES = {
             "block 32, asymmetric",
     "int8": "decoder MatMuls and lm_head as dynamic int8 (per-channel QInt8 weights, 7-bit range); embedding fp32",
     "int4-search": "decoder MatMuls as symmetric uint4 MatMulNBits, block 32, scales searched as ExecuTorch's "
-                   "8da4w-search; lm_head as 8-bit MatMulNBits, block 32, int8 activations; the token embedding as in int4",
+                   "8da4w-search; lm_head as 8-bit MatMulNBits, block 32, int8 activations; a tied embedding reads "
+                   "the head's 8-bit table (stored once, GatherBlockQuantized), an untied one is as in int4",
 }
 ONNX_INT4_BLOCK_SIZE = 32
 
