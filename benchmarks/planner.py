@@ -8,7 +8,10 @@ For each method, in one run and each in its own fresh process:
   - artifact size on disk, export time and export peak RSS (exports are cached in --work).
 Methods: transformers eager fp32 (the torch reference backend: Qwen2ForCausalLM with its KV
 cache), and ExecuTorch and ONNX Runtime at each bundle precision (`vera-mobile export --quant`
-fp32 / int4 / int8: ExecuTorch fp32 / 8da4w-emb4 / 8da8w, ONNX fp32 / MatMulNBits int4 / dynamic int8).
+fp32 / int4 / int8; the recipe each writes is `vera_mobile.targets.PLANNER_RECIPES`, named in the
+table). ExecuTorch loads the vision encoder and the language model one at a time by default; the
+`-resident` methods run the same export with both loaded (runtime/executorch_planner.py), so the
+two peak RSS figures sit side by side. The vision time of the default includes its program load.
 
 The peer: llama.cpp (benchmarks/llama_cpp.py builds it from the llama-cpp-python sdist) on the
 same checkpoint's language model, converted with its convert_hf_to_gguf.py and quantized to
@@ -54,12 +57,17 @@ METHODS = {  # name → (target, bundle precision), the same exports `vera-mobil
     "executorch-fp32": ("executorch", "fp32"),
     "executorch-int4": ("executorch", "int4"),
     "executorch-int8": ("executorch", "int8"),
+    "executorch-int4-resident": ("executorch", "int4"),
+    "executorch-int8-resident": ("executorch", "int8"),
     "onnx-fp32": ("onnx", "fp32"),
     "onnx-int4": ("onnx", "int4"),
     "onnx-int8": ("onnx", "int8"),
     "llama.cpp-q4_0": ("llama.cpp", "Q4_0"),
     "llama.cpp-q8_0": ("llama.cpp", "Q8_0"),
 }
+# The same export as the method without the suffix, run with ExecuTorchPlanner(resident=True): the
+# vision encoder and the language model loaded together (the default loads one at a time).
+RESIDENT = "-resident"
 
 
 def peak_rss_mib() -> float:
@@ -72,7 +80,7 @@ def current_rss_mib() -> float:
 
 
 def artifact_dir(work: Path, method: str) -> Path:
-    return work / "planner-artifacts" / method
+    return work / "planner-artifacts" / method.removesuffix(RESIDENT)
 
 
 def llama_cpp_gguf(work: Path, method: str) -> Path:
@@ -114,7 +122,7 @@ def export_child(checkpoint: Path, work: Path, method: str) -> dict:
         return export_llama_cpp(checkpoint, work, method)
     start = time.perf_counter()
     model, _ = load_planner(checkpoint)
-    partial = artifact_dir(work, method).with_name(method + ".partial")
+    partial = artifact_dir(work, method).with_name(artifact_dir(work, method).name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)  # left by an interrupted export
     recipe, _ = export_planner(model, target, quant, partial, Tokenizer.from_dir(checkpoint), progress=lambda m: print(m, file=sys.stderr, flush=True))
     partial.rename(artifact_dir(work, method))
@@ -131,7 +139,7 @@ def open_backend(checkpoint: Path, work: Path, method: str):
     if target == "executorch":
         from vera_mobile.runtime.executorch_planner import ExecuTorchPlanner
 
-        return ExecuTorchPlanner(artifact_dir(work, method) / "planner.pte")
+        return ExecuTorchPlanner(artifact_dir(work, method) / "planner.pte", resident=method.endswith(RESIDENT))
     from vera_mobile.export.planner_onnx import graph_files
     from vera_mobile.runtime.onnx_planner import OnnxPlanner
 
@@ -267,7 +275,7 @@ def main() -> None:
 
     exports: dict[str, dict] = {}
     for method in methods:
-        cached = artifact_dir(work, method).with_name(method + ".json")  # method names may hold dots
+        cached = artifact_dir(work, method).with_name(artifact_dir(work, method).name + ".json")  # names may hold dots
         if METHODS[method][0] != "torch" and not cached.is_file():
             print(f"exporting {method} (cached in {artifact_dir(work, method)})", file=sys.stderr, flush=True)
             cached.parent.mkdir(parents=True, exist_ok=True)

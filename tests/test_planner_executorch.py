@@ -100,6 +100,38 @@ def test_program_has_multimodal_methods_and_runner_metadata(fp32_pte, planner):
     assert program.metadata("text_decoder_with_hidden").num_outputs() == 2
 
 
+def test_vision_and_language_model_are_never_loaded_together_unless_resident(fp32_pte, tokenizer, pixels,
+                                                                             prompt_ids, monkeypatch):
+    import gc
+    import weakref
+
+    from executorch.runtime import Runtime
+
+    resident = ExecuTorchPlanner(fp32_pte, resident=True)
+    expected = greedy(resident, tokenizer, auto_prompt(resident, prompt_ids, pixels), 8)
+    programs = []
+    real_load = Runtime.load_program
+    monkeypatch.setattr(Runtime, "load_program", lambda self, *a, **k: programs.append(
+        weakref.ref(program := real_load(self, *a, **k))) or program)
+
+    planner = ExecuTorchPlanner(fp32_pte)
+    gc.collect()
+    assert len(programs) == 1 and programs[0]() is None  # read for its sizes, then freed
+    for photo in range(2):
+        features = planner.encode_image(pixels)
+        gc.collect()
+        assert programs[-1]() is None and planner.position == 0  # the vision program is gone after one call
+        result = greedy(planner, tokenizer, prompt_embeddings(planner, prompt_ids, features), 8)
+        assert result.token_ids == expected.token_ids
+        np.testing.assert_array_equal(result.retouch_hidden, expected.retouch_hidden)
+        assert programs[-1]() is not None  # the language model stays for the rest of the photo ...
+    language = programs[-1]
+    planner.encode_image(pixels)
+    gc.collect()
+    assert language() is None  # ... and is freed before the next photo's vision encoder loads
+    assert len(programs) == 1 + 2 * 2 + 1  # sizes; two photos of vision + language model; a third vision
+
+
 # --- fp32 parity with the torch reference ------------------------------------------------------------
 
 

@@ -2,22 +2,32 @@
 
 Implements `generation.PlannerBackend` with the ExecuTorch Python runtime, numpy in and out. The
 K/V cache lives inside the program; this class only keeps the position the next call writes to.
+
+Memory: by default the vision encoder and the language model are never loaded together. Each
+photo's `encode_image` loads the program with only its vision method and frees it after the one
+call (the method's weights, packed by XNNPACK at load, and its activation arena, which at 1024 px
+is the largest buffer of the planner); `embed`, `decode` and `latent` then load the language-model
+methods, which stay loaded until the next photo. Peak memory is the larger part instead of the sum
+(benchmarks/RESULTS.md has both), for a reload of a few seconds per photo at the full size.
+`resident=True` keeps everything loaded, as apps that retouch many photos in a row on a machine
+with memory to spare may prefer. Destroying the program is what frees: a method alone, dropped,
+gives nothing back.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import CheckpointError, InputError
 from ..quiet import native_noise_filtered
 
-REQUIRED_METHODS = (
-    "vision_encoder", "token_embedding", "text_decoder_with_hidden", "retouch_head", "get_max_seq_len",
-    "get_max_context_len",
-)
+VISION_METHOD = "vision_encoder"
+LANGUAGE_METHODS = ("token_embedding", "text_decoder_with_hidden", "retouch_head")
+REQUIRED_METHODS = (VISION_METHOD, *LANGUAGE_METHODS, "get_max_seq_len", "get_max_context_len")
 
 
 def _tensor(array: np.ndarray, dtype: np.dtype) -> "torch.Tensor":  # noqa: F821 (imported lazily)
@@ -29,44 +39,67 @@ def _tensor(array: np.ndarray, dtype: np.dtype) -> "torch.Tensor":  # noqa: F821
 class ExecuTorchPlanner:
     """Implements generation.PlannerBackend on a planner `.pte`."""
 
-    def __init__(self, pte_path: str | os.PathLike) -> None:
+    def __init__(self, pte_path: str | os.PathLike, *, resident: bool = False) -> None:
+        """`resident`: keep the vision encoder and the language model loaded together (module docstring)."""
         path = Path(pte_path)
         if not path.is_file():
             raise CheckpointError(f"planner program {path} does not exist")
-        # Quantized-embedding programs call ExecuTorch's quantized kernels, registered by this import.
-        import executorch.kernels.quantized  # noqa: F401
-        from executorch.runtime import Runtime
-
-        try:
-            program = Runtime.get().load_program(path)
-        except Exception as exc:
-            raise CheckpointError(f"{path} is not a loadable ExecuTorch program: {exc}") from exc
+        self.path, self.resident = path, resident
+        program = self._load_program()
         missing = [name for name in REQUIRED_METHODS if name not in program.method_names]
         if missing:
             raise CheckpointError(
                 f"{path} lacks the planner method(s) {', '.join(missing)}; it was not written by "
                 "export_planner_executorch"
             )
-        self.path = path
-        with native_noise_filtered():  # XNNPACK's first load prints CPU probing lines
-            self._methods = {name: program.load_method(name) for name in REQUIRED_METHODS}
         # ExecuTorch's LLM convention: max_seq_len bounds one decoder call, max_context_len the K/V cache.
-        self.max_call_len = int(self._methods["get_max_seq_len"].execute([])[0])
-        self.max_seq_len = int(self._methods["get_max_context_len"].execute([])[0])
-        pixels_meta = program.metadata("vision_encoder").input_tensor_meta(0)
+        self.max_call_len = int(program.load_method("get_max_seq_len").execute([])[0])
+        self.max_seq_len = int(program.load_method("get_max_context_len").execute([])[0])
+        pixels_meta = program.metadata(VISION_METHOD).input_tensor_meta(0)
         self.image_size = int(pixels_meta.sizes()[-1])
         self.hidden_size = int(program.metadata("retouch_head").input_tensor_meta(0).sizes()[-1])
         self.position = 0
+        self._vision: Any = None  # (program, {name: method}) while loaded (resident only)
+        self._language: Any = None  # (program, {name: method}) while loaded
+        if resident:
+            self._vision = self._load(program, (VISION_METHOD,))
+            self._language = self._load(program, LANGUAGE_METHODS)
+
+    def _load_program(self) -> Any:
+        # Quantized-embedding programs call ExecuTorch's quantized kernels, registered by this import.
+        import executorch.kernels.quantized  # noqa: F401
+        from executorch.runtime import Runtime
+
+        try:
+            return Runtime.get().load_program(self.path)
+        except Exception as exc:
+            raise CheckpointError(f"{self.path} is not a loadable ExecuTorch program: {exc}") from exc
+
+    def _load(self, program: Any, names: tuple[str, ...]) -> tuple[Any, dict[str, Any]]:
+        with native_noise_filtered():  # XNNPACK's first load prints CPU probing lines
+            return program, {name: program.load_method(name) for name in names}
+
+    def _language_method(self, name: str) -> Any:
+        if self._language is None:
+            self._language = self._load(self._load_program(), LANGUAGE_METHODS)
+        return self._language[1][name]
 
     def _run(self, name: str, *inputs: "torch.Tensor") -> list[np.ndarray]:  # noqa: F821
-        return [output.numpy() for output in self._methods[name].execute(list(inputs))]
+        return [output.numpy() for output in self._language_method(name).execute(list(inputs))]
 
     def encode_image(self, pixels: np.ndarray) -> np.ndarray:
-        """[3, S, S] in [0, 1] → [N, hidden] image embeddings."""
+        """[3, S, S] in [0, 1] → [N, hidden] image embeddings; unless resident, this starts a new
+        sequence (the language model, and its K/V cache, are freed first)."""
         expected = (3, self.image_size, self.image_size)
         if pixels.shape != expected:
             raise InputError(f"planner pixels must have shape {expected}, got {pixels.shape}")
-        return self._run("vision_encoder", _tensor(pixels, np.float32)[None])[0][0]
+        inputs = [_tensor(pixels, np.float32)[None]]
+        if self.resident:
+            return self._vision[1][VISION_METHOD].execute(inputs)[0].numpy()[0]
+        self._language, self.position = None, 0
+        _, methods = self._load(self._load_program(), (VISION_METHOD,))
+        # A copy: the output must outlive the program, which is freed on return.
+        return np.array(methods[VISION_METHOD].execute(inputs)[0].numpy()[0])
 
     def embed(self, ids: np.ndarray) -> np.ndarray:
         """[T] int64 token ids → [T, hidden]."""
