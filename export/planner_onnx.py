@@ -358,8 +358,7 @@ class _SearchedInt4:
                 _replace_with_matmul_nbits(model.graph, node, _initializer(f"{prefix}.q{bits}", levels),
                                            _initializer(f"{prefix}.scales", scales.reshape(-1)), bits)
         model.opset_imports["com.microsoft"] = 1
-        external = f"{destination.name}.data" if _weight_bytes(model.graph) > EXTERNAL_DATA_BYTES else None
-        ir.save(model, destination, external_data=external)
+        _save(model, destination)
 
 
 def _digest(array: np.ndarray) -> tuple[tuple[int, ...], str]:
@@ -462,7 +461,20 @@ def _gather_tied_table(source: Path, destination: Path, table: _TiedTable) -> No
                                              domain="com.microsoft", name=node.name, attributes=attributes),
                   node.inputs[0])
     model.opset_imports["com.microsoft"] = 1
-    ir.save(model, destination)
+    _save(model, destination)
+
+
+def _save(model: ir.Model, destination: Path) -> None:
+    """Save a rewritten graph: what it still reads from its fp32 source's external data (the norms'
+    weights of a decoder over EXTERNAL_DATA_BYTES) is copied in, since that file is scratch; only the
+    tied table stays shared. A graph still over the limit keeps its weights, the tied table included
+    (onnx_ir moves them all), in `<name>.onnx.data`."""
+    for value in model.graph.initializers.values():
+        tensor = value.const_value
+        if isinstance(tensor, ir.ExternalTensor) and Path(tensor.location).name != TIED_TABLE_FILE:
+            value.const_value = ir.tensor(tensor.numpy(), name=tensor.name)
+    external = f"{destination.name}.data" if _weight_bytes(model.graph) > EXTERNAL_DATA_BYTES else None
+    ir.save(model, destination, external_data=external)
 
 
 def _nbits_quantizer_class() -> type:

@@ -250,3 +250,23 @@ def test_onnx_int4_search_quantizes_an_untied_embedding_on_its_own(language_mode
     types = {init.name: init.data_type for init in graph.initializer}
     gathers = [node for node in graph.node if node.op_type == "GatherBlockQuantized"]
     assert [types[node.input[0]] for node in gathers] == [onnx.TensorProto.UINT4]  # int4's asymmetric table
+
+
+def test_onnx_int4_search_of_a_decoder_exported_with_external_weights(language_model, tmp_path, monkeypatch):
+    """At the full size the fp32 decoder is over EXTERNAL_DATA_BYTES, so its weights sit in a scratch
+    `.data` file while it is quantized; the int4 graph must not point into that file."""
+    import onnxruntime as ort
+
+    from vera_mobile.export import planner_onnx
+
+    monkeypatch.setattr(planner_onnx, "EXTERNAL_DATA_BYTES", 1 << 20)  # the fp32 tiny decoder is ~40 MB
+    paths = export_text_decoder_onnx(language_model, tmp_path, max_seq_len=MAX_SEQ_LEN, quant="int4-search")
+    assert sorted(planner_onnx.weight_files(tmp_path)) == ["tied embedding"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [planner_onnx.TIED_TABLE_FILE, "text_decoder.onnx", "token_embedding.onnx"])
+    decoder = ort.InferenceSession(str(paths["text_decoder"]), providers=["CPUExecutionProvider"])
+    layers, heads, _, head_dim = decoder.get_inputs()[1].shape
+    empty = np.zeros((layers, heads, 0, head_dim), np.float32)
+    embeds = language_model.model.embed_tokens(torch.from_numpy(IDS)[None]).detach().numpy()
+    logits = decoder.run(None, {"inputs_embeds": embeds, "past_keys": empty, "past_values": empty})[0]
+    assert np.isfinite(logits).all()
