@@ -98,8 +98,34 @@ def cosine(a, b):
 # --- Graph I/O -----------------------------------------------------------------------------------
 
 
-def test_graphs_have_the_documented_inputs_and_outputs(exported, model):
+def test_vision_session_lives_only_for_its_call_unless_resident(exported, tokenizer, pixels, monkeypatch):
+    import gc
+    import weakref
+
+    from vera_mobile.runtime import onnx_planner
+
+    resident = OnnxPlanner(exported["fp32"], resident=True)
+    expected, expected_latent = run_auto(resident, tokenizer, pixels)
+    opened = []
+    real_session = onnx_planner._session
+    monkeypatch.setattr(onnx_planner, "_session", lambda path, name, **options: opened.append(
+        (name, weakref.ref(session := real_session(path, name, **options)))) or session)
+
     backend = OnnxPlanner(exported["fp32"])
+    gc.collect()
+    assert [name for name, alive in opened if alive() is None] == ["vision_encoder"]  # checked at load, then closed
+    for photo in range(2):
+        result, latent = run_auto(backend, tokenizer, pixels)
+        assert result.token_ids == expected.token_ids
+        np.testing.assert_array_equal(latent, expected_latent)
+        gc.collect()
+        alive = sorted(name for name, ref in opened if ref() is not None)
+        assert alive == ["retouch_head", "text_decoder", "token_embedding"]  # never next to the vision encoder
+    assert [name for name, _ in opened].count("vision_encoder") == 3 and len(opened) == 4 + 2 * 4
+
+
+def test_graphs_have_the_documented_inputs_and_outputs(exported, model):
+    backend = OnnxPlanner(exported["fp32"], resident=True)
     config, core = model.config, model.language_model.config
     hidden, layers, kv_heads = config.hidden_size, core.num_hidden_layers, core.num_key_value_heads
     head_dim = hidden // core.num_attention_heads

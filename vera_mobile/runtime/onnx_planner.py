@@ -5,6 +5,11 @@ positions as inputs and returns them grown by the new positions, so this backend
 between `decode` calls and `reset` drops them. Fixed sizes (image size, hidden size, cache
 layout, `max_seq_len`) are read from the graphs, and graphs that do not fit each other are
 refused at load time with a message instead of failing mid-generation.
+
+Memory, as in runtime/executorch_planner.py: by default the vision encoder's session exists only
+for its call (ONNX Runtime's arena keeps the largest activations a session ever ran until the
+session goes), and the language model's sessions are closed while it runs; `resident=True` keeps
+all four sessions open. The K/V cache lives here, not in a session, so closing them loses nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import numpy as np
 
 from ..errors import CheckpointError, InputError
 from ..targets import PLANNER_METHOD_IO
-from .onnx_session import open_onnx
+from .onnx_session import open_onnx, release_freed_memory
 
 # graph name -> (input names, output names): the planner's methods (targets.PLANNER_METHOD_IO), except
 # that the ONNX decoder passes its K/V cache in and out as tensors instead of taking an input position.
@@ -28,22 +33,39 @@ GRAPH_IO = {
                      (*_DECODER_OUTPUTS, "present_keys", "present_values")),
 }
 MAX_SEQ_LEN_KEY = "vera.max_seq_len"
+VISION = "vision_encoder"
 
 
 class OnnxPlanner:
     """Implements generation.PlannerBackend on the four ONNX graphs of one exported planner."""
 
-    def __init__(self, graphs: Mapping[str, str | os.PathLike]) -> None:
-        """`graphs`: graph name -> file, as a bundle's manifest names them (`Bundle.paths_by_role`)."""
+    def __init__(self, graphs: Mapping[str, str | os.PathLike], *, resident: bool = False) -> None:
+        """`graphs`: graph name -> file, as a bundle's manifest names them (`Bundle.paths_by_role`).
+        `resident`: keep the vision encoder's session open next to the language model's (module docstring)."""
         missing = [name for name in GRAPH_IO if name not in graphs]
         if missing:
             raise CheckpointError(f"the ONNX planner needs the graph(s) {', '.join(missing)}")
-        paths = {name: Path(graphs[name]) for name in GRAPH_IO}
-        directory = paths["text_decoder"].parent
-        self.sessions = {name: _session(path, name) for name, path in paths.items()}
-        self.image_size, self.hidden_size, self.cache_layout = _sizes(directory, self.sessions)
+        self.paths = {name: Path(graphs[name]) for name in GRAPH_IO}
+        self.resident = resident
+        directory = self.paths["text_decoder"].parent
+        # Every graph is opened here, so a bad file fails now; unless resident, the vision encoder is
+        # closed again before the language model opens, and reopened for each photo.
+        self.sessions: dict[str, Any] = {}
+        shapes = {}
+        for name in GRAPH_IO:
+            session = _session(self.paths[name], name)
+            shapes[name] = _shapes(session)
+            if resident or name != VISION:
+                self.sessions[name] = session
+            del session
+        self.image_size, self.hidden_size, self.cache_layout = _sizes(directory, shapes)
         self.max_seq_len = _max_seq_len(self.sessions["text_decoder"], directory)
         self.reset()
+
+    def _language(self, name: str) -> Any:
+        if name not in self.sessions:
+            self.sessions.update({graph: _session(self.paths[graph], graph) for graph in GRAPH_IO if graph != VISION})
+        return self.sessions[name]
 
     def encode_image(self, pixels: np.ndarray) -> np.ndarray:
         """[3, S, S] in [0, 1] → [N, hidden] image embeddings."""
@@ -51,14 +73,20 @@ class OnnxPlanner:
         if pixels.shape != (3, self.image_size, self.image_size):
             size = self.image_size
             raise InputError(f"the vision encoder takes [3, {size}, {size}] pixels, got shape {pixels.shape}")
-        return self.sessions["vision_encoder"].run(None, {"pixels": pixels[None]})[0][0]
+        if self.resident:
+            return self.sessions[VISION].run(None, {"pixels": pixels[None]})[0][0]
+        self.sessions.clear()  # the language model's sessions; reopened by the next embed
+        release_freed_memory()
+        features = _session(self.paths[VISION], VISION, arena=False).run(None, {"pixels": pixels[None]})[0][0]
+        release_freed_memory()  # the session is gone
+        return features
 
     def embed(self, ids: np.ndarray) -> np.ndarray:
         """[T] token ids → [T, hidden]."""
         ids = np.asarray(ids, np.int64)
         if ids.ndim != 1 or ids.size == 0:
             raise InputError(f"embed takes a non-empty 1-D array of token ids, got shape {ids.shape}")
-        return self.sessions["token_embedding"].run(None, {"input_ids": ids[None]})[0][0]
+        return self._language("token_embedding").run(None, {"input_ids": ids[None]})[0][0]
 
     def reset(self) -> None:
         layers, heads, head_dim = self.cache_layout
@@ -79,7 +107,7 @@ class OnnxPlanner:
                 f"exported for at most {self.max_seq_len} (export again with a larger max_seq_len)"
             )
         feeds = {"inputs_embeds": embeds[None], "past_keys": self.keys, "past_values": self.values}
-        logits, hidden, self.keys, self.values = self.sessions["text_decoder"].run(None, feeds)
+        logits, hidden, self.keys, self.values = self._language("text_decoder").run(None, feeds)
         return logits[0], hidden[0]
 
     def latent(self, hidden3: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -89,17 +117,22 @@ class OnnxPlanner:
             raise InputError(
                 f"latent takes [3, {self.hidden_size}] states and a [3] mask, got {hidden3.shape} and {mask.shape}"
             )
-        return self.sessions["retouch_head"].run(None, {"hidden3": hidden3[None], "mask": mask[None]})[0][0]
+        return self._language("retouch_head").run(None, {"hidden3": hidden3[None], "mask": mask[None]})[0][0]
 
 
-def _session(path: Path, name: str) -> Any:
-    return open_onnx(path, f"planner's {name} graph", *GRAPH_IO[name])
+def _session(path: Path, name: str, arena: bool = True) -> Any:
+    return open_onnx(path, f"planner's {name} graph", *GRAPH_IO[name], arena=arena)
 
 
-def _sizes(directory: Path, sessions: dict[str, Any]) -> tuple[int, int, tuple[int, int, int]]:
+def _shapes(session: Any) -> tuple[list[list[Any]], list[list[Any]]]:
+    """A session's input and output shapes (ints, or names for dynamic axes)."""
+    return [arg.shape for arg in session.get_inputs()], [arg.shape for arg in session.get_outputs()]
+
+
+def _sizes(directory: Path, shapes: dict[str, tuple[list[list[Any]], list[list[Any]]]]) -> tuple[int, int, tuple[int, int, int]]:
     """(image size, hidden size, (layers, kv heads, head dim)), checking that the graphs fit each other."""
-    image_size = sessions["vision_encoder"].get_inputs()[0].shape[-1]
-    decoder_embeds, cache = (arg.shape for arg in sessions["text_decoder"].get_inputs()[:2])
+    image_size = shapes[VISION][0][0][-1]
+    decoder_embeds, cache = shapes["text_decoder"][0][:2]
     hidden, layout = decoder_embeds[-1], (cache[0], cache[1], cache[3])
     if not all(isinstance(size, int) for size in (image_size, hidden, *layout)):
         raise CheckpointError(
@@ -108,13 +141,13 @@ def _sizes(directory: Path, sessions: dict[str, Any]) -> tuple[int, int, tuple[i
         )
     # Every graph must agree on the hidden size: graphs from two checkpoints do not mix.
     widths = {
-        "vision_encoder output": sessions["vision_encoder"].get_outputs()[0].shape[-1],
-        "token_embedding output": sessions["token_embedding"].get_outputs()[0].shape[-1],
+        "vision_encoder output": shapes[VISION][1][0][-1],
+        "token_embedding output": shapes["token_embedding"][1][0][-1],
         "text_decoder input": hidden,
-        "text_decoder hidden output": sessions["text_decoder"].get_outputs()[1].shape[-1],
-        "retouch_head input": sessions["retouch_head"].get_inputs()[0].shape[-1],
+        "text_decoder hidden output": shapes["text_decoder"][1][1][-1],
+        "retouch_head input": shapes["retouch_head"][0][0][-1],
     }
-    latent = sessions["retouch_head"].get_outputs()[0].shape[-1]
+    latent = shapes["retouch_head"][1][0][-1]
     if set(widths.values()) != {hidden} or latent != 3 * hidden:
         found = ", ".join(f"{where} {width}" for where, width in widths.items())
         raise CheckpointError(
