@@ -9,9 +9,10 @@ For each method, in one run and each in its own fresh process:
 Methods: transformers eager fp32 (the torch reference backend: Qwen2ForCausalLM with its KV
 cache), and ExecuTorch and ONNX Runtime at each bundle precision (`vera-mobile export --quant`
 fp32 / int4 / int8; the recipe each writes is `vera_mobile.targets.PLANNER_RECIPES`, named in the
-table). ExecuTorch loads the vision encoder and the language model one at a time by default; the
-`-resident` methods run the same export with both loaded (runtime/executorch_planner.py), so the
-two peak RSS figures sit side by side. The vision time of the default includes its program load.
+table). The runtimes load the vision encoder and the language model one at a time by default; the
+`-resident` methods run the same export with both loaded (runtime/executorch_planner.py,
+runtime/onnx_planner.py), so the two peak RSS figures sit side by side. The vision time of the
+default includes loading the vision encoder.
 
 The peer: llama.cpp (benchmarks/llama_cpp.py builds it from the llama-cpp-python sdist) on the
 same checkpoint's language model, converted with its convert_hf_to_gguf.py and quantized to
@@ -62,11 +63,12 @@ METHODS = {  # name → (target, bundle precision), the same exports `vera-mobil
     "onnx-fp32": ("onnx", "fp32"),
     "onnx-int4": ("onnx", "int4"),
     "onnx-int8": ("onnx", "int8"),
+    "onnx-int4-resident": ("onnx", "int4"),
     "llama.cpp-q4_0": ("llama.cpp", "Q4_0"),
     "llama.cpp-q8_0": ("llama.cpp", "Q8_0"),
 }
-# The same export as the method without the suffix, run with ExecuTorchPlanner(resident=True): the
-# vision encoder and the language model loaded together (the default loads one at a time).
+# The same export as the method without the suffix, run with resident=True: the vision encoder and
+# the language model loaded together (the default loads one at a time).
 RESIDENT = "-resident"
 
 
@@ -143,7 +145,7 @@ def open_backend(checkpoint: Path, work: Path, method: str):
     from vera_mobile.export.planner_onnx import graph_files
     from vera_mobile.runtime.onnx_planner import OnnxPlanner
 
-    return OnnxPlanner(graph_files(artifact_dir(work, method)))
+    return OnnxPlanner(graph_files(artifact_dir(work, method)), resident=method.endswith(RESIDENT))
 
 
 def _import_runtime(target: str) -> None:

@@ -58,6 +58,6 @@ def test_the_int8_claim_is_the_measured_one():
         assert re.search(row, results), recipe
     assert "within 10 %" in targets.INT8_FIDELITY_CLAIM and "+0.3 %" in targets.INT8_FIDELITY_CLAIM
     assert "+3.6 %" in targets.INT8_FIDELITY_CLAIM and "+11.7 %" in targets.INT8_FIDELITY_CLAIM
-    assert "+8.1 %" in targets.INT8_FIDELITY_CLAIM
+    assert "+7.8 %" in targets.INT8_FIDELITY_CLAIM
     assert re.search(r"\| ExecuTorch 8da4w-search-head8[^\n]*\| \+11\.7 % \|", results)  # int4 on ExecuTorch
-    assert re.search(r"\| ONNX Runtime int4-search[^\n]*\| \+8\.1 % \|", results)  # int4 on ONNX
+    assert re.search(r"\| ONNX Runtime int4-search[^\n]*\| \+7\.8 % \|", results)  # int4 on ONNX (tied matrix once)
