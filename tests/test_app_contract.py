@@ -16,6 +16,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+# A real bundle's export (2 min); CI runs this module in its slow list (.ci/run).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "android_demo/core/src/test/resources/fixtures"
 FLOAT_TOLERANCE = 1e-4  # XNNPACK kernels may round differently on another CPU

@@ -121,6 +121,7 @@ def test_coreml_planner_entries_describe_the_packages(bundle):
             assert [i["dtype"] for i in method["inputs"]] == ["float32", "int32"]
 
 
+@pytest.mark.slow  # minutes of export; the default suite stays under 20 minutes
 def test_coreml_recipe_can_be_chosen(tiny_checkpoint, tmp_path):
     from vera_mobile.export.planner_coreml import inspect_planner_coreml
 
@@ -131,6 +132,7 @@ def test_coreml_recipe_can_be_chosen(tiny_checkpoint, tmp_path):
     assert inspect_planner_coreml(out / "planner_text_decoder.mlpackage")["compression"]["constexpr_lut_to_dense"] > 0
 
 
+@pytest.mark.slow  # minutes of export; the default suite stays under 20 minutes
 def test_int4_executorch_bundle_calibrates_its_scales_and_records_each_layer_type(tiny_checkpoint, tmp_path,
                                                                                    monkeypatch):
     from vera_mobile.export import planner_methods
@@ -168,6 +170,7 @@ def test_int4_onnx_bundle_lists_the_tied_matrix_once_and_replays_its_golden(tiny
     assert check_bundle(out, "onnx") == {"renderer": [], "planner": []}
 
 
+@pytest.mark.slow  # minutes of export; the default suite stays under 20 minutes
 def test_default_export_is_int8_and_reproduces_its_golden_vectors(tmp_path):
     from vera_mobile.testing.synthetic import write_synthetic_checkpoint
 
@@ -235,6 +238,7 @@ def _edit(bundle, **changes):
     (bundle / "manifest.json").write_text(json.dumps(manifest))
 
 
+@pytest.mark.slow  # minutes of export; the default suite stays under 20 minutes
 def test_reference_encoder_artifacts_match_torch(tiny_checkpoint, tmp_path):
     import torch
 
@@ -262,6 +266,7 @@ def test_reference_encoder_artifacts_match_torch(tiny_checkpoint, tmp_path):
     assert loaded.artifact("reference_renderer", "onnx")["path"] == "reference_renderer_condition.onnx"
 
 
+@pytest.mark.slow  # minutes of export; the default suite stays under 20 minutes
 @pytest.mark.parametrize("backend", ["executorch", "onnx"])
 def test_renderer_only_bundle_runs_reference_mode_through_retoucher(tiny_checkpoint, tmp_path, backend, sample_photo):
     import torch
@@ -284,7 +289,7 @@ def test_renderer_only_bundle_runs_reference_mode_through_retoucher(tiny_checkpo
     assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 1
 
 
-@pytest.mark.parametrize("backend", ["executorch", "onnx"])
+@pytest.mark.parametrize("backend", [pytest.param("executorch", marks=pytest.mark.slow), "onnx"])  # ExecuTorch: 2 min
 def test_bundle_retouches_like_the_torch_reference(tmp_path, sample_photo, backend):
     from vera_mobile.runtime.retoucher import Retoucher
     from vera_mobile.testing.synthetic import write_synthetic_checkpoint

@@ -39,6 +39,7 @@ def _not_ours(stderr: str) -> list[str]:
     return [piece for piece in pieces if piece and not OURS.match(piece)]
 
 
+@pytest.mark.slow  # minutes of export; the default suite stays under 20 minutes
 def test_retouch_and_a_core_ml_export_print_only_our_own_lines(tiny_checkpoint, sample_photo, tmp_path):
     """Core ML's converter is the noisiest tool we run: version warnings and MIL pass progress bars."""
     retouch = _vera_mobile("retouch", str(sample_photo), "--model", str(tiny_checkpoint), "--max-new-tokens", "4",

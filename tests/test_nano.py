@@ -152,6 +152,7 @@ def demo(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # in CI's slow list (.ci/run); the default suite stays under 20 minutes
 def test_demo_writes_every_output_and_a_complete_bundle(demo, capsys):
     for suffix in (".png", ".cube", ".json", ".txt"):
         assert (demo / f"{SAMPLE_PHOTO.stem}{suffix}").is_file()
@@ -170,6 +171,7 @@ def test_demo_writes_every_output_and_a_complete_bundle(demo, capsys):
 BACKEND_TOLERANCE = {"executorch": 3, "onnx": 6}
 
 
+@pytest.mark.slow  # in CI's slow list (.ci/run); the default suite stays under 20 minutes
 @pytest.mark.parametrize("backend", ["executorch", "onnx"])
 def test_every_backend_retouches_like_pytorch(demo, nano, held_out, backend):
     """int8 bundle vs fp32 PyTorch: the same diagnosis, and a photo within a few levels."""
@@ -181,6 +183,7 @@ def test_every_backend_retouches_like_pytorch(demo, nano, held_out, backend):
     assert difference.mean() < BACKEND_TOLERANCE[backend], difference.mean()
 
 
+@pytest.mark.slow  # in CI's slow list (.ci/run); the default suite stays under 20 minutes
 def test_coreml_artifacts_of_the_nano_model_are_complete(demo):
     """Core ML cannot run on Linux: the packages are checked from their specs."""
     from vera_mobile.export.planner_coreml import inspect_planner_coreml

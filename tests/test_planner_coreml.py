@@ -17,6 +17,9 @@ from vera_mobile.export.planner_coreml import (  # noqa: E402
 from vera_mobile.errors import CheckpointError, InputError  # noqa: E402
 from vera_mobile.models.kv_decoder import StaticCacheDecoder  # noqa: E402
 
+# Minutes of Core ML / bundle export; CI runs this module in its slow list (.ci/run).
+pytestmark = pytest.mark.slow
+
 MAX_SEQ_LEN = 64
 WEIGHT_THRESHOLD = 2048  # coremltools.optimize leaves weights of at most this many elements alone
 

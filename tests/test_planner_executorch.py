@@ -168,6 +168,7 @@ def test_greedy_generation_identical_to_torch(fp32_pte, planner, tokenizer, pixe
     assert again.token_ids == expected.token_ids
 
 
+@pytest.mark.slow  # minutes of export; the default suite stays under 20 minutes
 def test_prefill_in_chunks_generates_the_same_tokens(planner, tokenizer, pixels, prompt_ids, tmp_path):
     """A program taking at most 16 tokens per decoder call: the 86-position prompt goes in chunks."""
     path = export_planner_executorch(planner, tmp_path / "chunked.pte", max_seq_len=MAX_SEQ_LEN, max_call_len=16)

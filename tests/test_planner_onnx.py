@@ -262,6 +262,7 @@ def test_bad_inputs_are_input_errors(exported, model):
         export_planner_onnx(model, "unused", quant="int2")
 
 
+@pytest.mark.slow  # minutes of export; the default suite stays under 20 minutes
 def test_large_graphs_keep_weights_in_external_data(model, tmp_path, monkeypatch, pixels):
     monkeypatch.setattr(planner_onnx, "EXTERNAL_DATA_BYTES", 4 << 20)  # the tiny decoder is ~39 MB
     paths = export_planner_onnx(model, tmp_path, MAX_SEQ_LEN, "fp32")

@@ -73,6 +73,7 @@ def test_executorch_fp32_text_decoder_matches_transformers(language_model, refer
         np.testing.assert_allclose(out_hidden, hidden[end - 1], atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow  # minutes of export; the default suite stays under 20 minutes
 def test_executorch_per_channel_int4_matches_its_eager_model(language_model, tmp_path):
     # group_size=None: one int4 scale per output channel (any width), lowered to XNNPACK. The embedding
     # names a padding row, as Llama checkpoints' do: the quantized-embedding fusion must still apply.
@@ -123,7 +124,7 @@ def test_bad_text_decoder_export_arguments_are_input_errors(language_model, tmp_
     assert not (tmp_path / "lm.pte").exists()
 
 
-@pytest.mark.parametrize("recipe", ["8da4w-search", "8da4w-search-head8"])
+@pytest.mark.parametrize("recipe", [pytest.param("8da4w-search", marks=pytest.mark.slow), "8da4w-search-head8"])
 def test_executorch_searched_scales_lower_like_their_eager_model(language_model, tmp_path, recipe):
     # Calibration on other ids than the check's: the searched scales come from activations, not the answer.
     calibration = [language_model.model.embed_tokens(torch.arange(5, 29)).detach()]
