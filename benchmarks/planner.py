@@ -85,6 +85,12 @@ def artifact_dir(work: Path, method: str) -> Path:
     return work / "planner-artifacts" / method.removesuffix(RESIDENT)
 
 
+def artifact_sibling(work: Path, method: str, suffix: str) -> Path:
+    """A file next to a method's artifact folder: `<folder name><suffix>` (names may hold dots)."""
+    folder = artifact_dir(work, method)
+    return folder.with_name(folder.name + suffix)
+
+
 def llama_cpp_gguf(work: Path, method: str) -> Path:
     return artifact_dir(work, method) / "language_model.gguf"
 
@@ -103,7 +109,7 @@ def export_llama_cpp(checkpoint: Path, work: Path, method: str) -> dict:
             if (checkpoint / name).is_file():
                 shutil.copyfile(checkpoint / name, hf_dir / name)
         llama_cpp.convert(hf_dir, f32.with_suffix(".partial"), "f32").rename(f32)
-    partial = artifact_dir(work, method).with_name(method + ".partial")
+    partial = artifact_sibling(work, method, ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     llama_cpp.quantize(f32, partial / llama_cpp_gguf(work, method).name, METHODS[method][1])
@@ -124,7 +130,7 @@ def export_child(checkpoint: Path, work: Path, method: str) -> dict:
         return export_llama_cpp(checkpoint, work, method)
     start = time.perf_counter()
     model, _ = load_planner(checkpoint)
-    partial = artifact_dir(work, method).with_name(artifact_dir(work, method).name + ".partial")
+    partial = artifact_sibling(work, method, ".partial")
     shutil.rmtree(partial, ignore_errors=True)  # left by an interrupted export
     recipe, _ = export_planner(model, target, quant, partial, Tokenizer.from_dir(checkpoint), progress=lambda m: print(m, file=sys.stderr, flush=True))
     partial.rename(artifact_dir(work, method))
@@ -277,7 +283,7 @@ def main() -> None:
 
     exports: dict[str, dict] = {}
     for method in methods:
-        cached = artifact_dir(work, method).with_name(artifact_dir(work, method).name + ".json")  # names may hold dots
+        cached = artifact_sibling(work, method, ".json")
         if METHODS[method][0] != "torch" and not cached.is_file():
             print(f"exporting {method} (cached in {artifact_dir(work, method)})", file=sys.stderr, flush=True)
             cached.parent.mkdir(parents=True, exist_ok=True)
