@@ -119,7 +119,8 @@ def main() -> None:
         "",
         f"`{command(__file__)}` — {platform.machine()}, "
         f"{os.cpu_count()} cores ({args.threads} threads), {datetime.date.today().isoformat()}; batch {args.batch}, "
-        f"median of {args.repeats}; {len(paths)} photos x 4 casts (`CAST_PROBES`: temperature / tint ±60).",
+        f"median of {args.repeats}; {len(paths)} photos x 4 casts (`CAST_PROBES`: temperature / tint "
+        f"±{CAST_PROBES['warm']['IncrementalTemperature']}).",
         "",
         *lines,
         "",

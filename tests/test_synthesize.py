@@ -20,7 +20,7 @@ from vera_mobile.training.synthesis import (
     CASTS, KINDS, analytic_inverse, develop_uint8, load_working_photo, make_auto_record, read_directions,
     read_records, sample_kind, says_no_problem, synthesize, write_dataset,
 )
-from vera_mobile.training.synthesis.kinds import MILD_SHARE
+from vera_mobile.training.synthesis.kinds import CAST_RANGE, MILD_SHARE
 from vera_mobile.errors import InputError
 from vera_mobile.plan import parse_plan
 from vera_mobile.prompts import RETOUCH_TOKENS, Request, validate_params
@@ -146,11 +146,14 @@ def test_clean_records_say_no_problem_and_change_nothing(photos):
     assert not any(says_no_problem(r.text) for r in records if r.kinds)
 
 
-def test_degradation_strengths_are_mixed():
+def test_degradation_strengths_are_mixed_except_casts():
     rng = np.random.default_rng(0)
-    amounts = [sample_kind("warm", rng)["IncrementalTemperature"] for _ in range(400)]
-    mild = np.mean([a < 35 for a in amounts])  # below the kind's normal range (35..90)
-    assert abs(mild - MILD_SHARE) < 0.07 and min(amounts) >= 17 and max(amounts) <= 90
+    amounts = [-sample_kind("underexposed", rng)["Exposure2012"] for _ in range(400)]
+    mild = np.mean([a < 12 for a in amounts])  # below the kind's normal range (12..36)
+    assert abs(mild - MILD_SHARE) < 0.07 and min(amounts) >= 6 and max(amounts) <= 36
+    casts = [sample_kind("warm", rng)["IncrementalTemperature"] for _ in range(400)]
+    casts += [-sample_kind("green", rng)["IncrementalTint"] for _ in range(400)]
+    assert min(casts) >= CAST_RANGE[0] and max(casts) <= CAST_RANGE[1]  # a cast is never mild
 
 
 def test_styles_validate_and_develop(small):

@@ -30,8 +30,8 @@ may combine one or two kinds per group; amounts are slider values, ±100 scale):
 | --- | --- |
 | underexposed / overexposed | Exposure2012 -12..-36 (-0.6..-1.8 stops) / +8..+20 (+0.4..+1 stop) |
 | flat / harsh | Contrast2012 -45..-85, maybe Blacks2012 +15..+40 / Contrast2012 +45..+85, maybe Shadows2012 -20..-50 |
-| warm / cool | IncrementalTemperature +35..+90 / -35..-90 |
-| magenta / green | IncrementalTint +35..+90 / -35..-90 (+ tint assumes greener light, so the photo turns magenta) |
+| warm / cool | IncrementalTemperature +60..+100 / -60..-100 (`CAST_RANGE`, never mild) |
+| magenta / green | IncrementalTint +60..+100 / -60..-100 (+ tint assumes greener light, so the photo turns magenta) |
 | dull / oversaturated | Saturation -20..-50 or Vibrance -40..-80 / Saturation +25..+60 or Vibrance +50..+90 |
 | off_hue | HueAdjustment{band} ±50..±100, maybe SaturationAdjustment{band} ±30..±60, on a band that covers ≥ 8 % of the photo |
 
@@ -42,7 +42,9 @@ qualifies. The problem text states the degradation that was applied; the plan te
 fitted inverse, whose values can differ from the negated degradation where kinds interact.
 
 Amounts are *mixed strengths*: each amount is drawn from its kind's range above, or, with
-probability `MILD_SHARE` (0.3), from a mild range (half the low end up to the low end). A share
+probability `MILD_SHARE` (0.3), from a mild range (half the low end up to the low end). Casts are
+the exception: a weaker cast than `CAST_RANGE` is within the photos' own colour spread, so the
+problem sentence naming it could not be read from the photo. A share
 `CLEAN_SHARE` (0.15) of auto records is *clean*: input = target = the photo, no sliders, and the
 text says there is no problem and no change is needed -- the model must learn to leave a good
 photo alone.
