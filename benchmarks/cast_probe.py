@@ -8,11 +8,13 @@ Two measurements on the auto records of a training set and a held-out set:
    spread cannot be read off a photo's colour alone.
 2. **Linear probes.** A multinomial logistic regression trained on the training records and
    scored on the held-out ones, predicting the cast label (none, warm, cool, green, magenta)
-   from (a) the model's pooled vision-tower features and (b) plain colour statistics of the
-   planner view (channel means relative to their mean; 5 / 50 / 95 % percentiles per channel),
-   next to always answering the most common label. If the tower's features do no better than
-   the statistics, the tower is not what is missing; if neither beats the majority answer, the
-   records do not carry the cast in a form a small model can learn.
+   from (a) plain colour statistics of the planner view (channel means relative to their mean;
+   5 / 50 / 95 % percentiles per channel), (b) the chromaticity statistics the training's
+   auxiliary colour loss teaches (`vera_mobile.training.data.colour_statistics`) and (c) the
+   model's pooled vision-tower features, next to always answering the most common label. If the
+   tower's features do no better than the statistics, the tower is not what is missing; if
+   nothing beats the majority answer, the records do not carry the cast in a form a small model
+   can learn.
 
     python benchmarks/cast_probe.py --model nano --train data/train1 --heldout data/heldout
 """
@@ -31,6 +33,7 @@ import torch
 from vera_mobile.builtin import resolve_model
 from vera_mobile.models.checkpoint import load_planner
 from vera_mobile.photo_io import load_photo, to_8bit
+from vera_mobile.training.data import colour_statistics
 from vera_mobile.training.synthesis import CASTS
 from vera_mobile.views import planner_view
 
@@ -49,13 +52,14 @@ def colour_axes(pixels: np.ndarray) -> np.ndarray:
 
 
 def features(planner, data: Path, records: list[dict]) -> dict[str, np.ndarray]:
-    tower, stats, labels, shifts, originals = [], [], [], [], []
+    tower, stats, chroma, labels, shifts, originals = [], [], [], [], [], []
     size = planner.config.vision.image_size
     for record in records:
         photo = load_photo(data / record["input"])
         view = planner_view(photo, size)
         with torch.no_grad():
             tower.append(planner.vision_tower(torch.from_numpy(view)[None])[0].mean(0).numpy())
+            chroma.append(colour_statistics(torch.from_numpy(view)[None])[0].numpy())
         flat = view.reshape(3, -1)
         means = flat.mean(1)
         stats.append(np.concatenate([means / max(means.mean(), 1e-6), np.percentile(flat, [5, 50, 95], axis=1).ravel()]))
@@ -63,7 +67,7 @@ def features(planner, data: Path, records: list[dict]) -> dict[str, np.ndarray]:
         original = to_8bit(load_photo(data / record["target"]).pixels)
         shifts.append(colour_axes(to_8bit(photo.pixels)) - colour_axes(original))
         originals.append(colour_axes(original))
-    return {"tower": np.array(tower), "stats": np.array(stats), "labels": np.array(labels),
+    return {"tower": np.array(tower), "stats": np.array(stats), "chroma": np.array(chroma), "labels": np.array(labels),
             "shifts": np.array(shifts), "originals": np.array(originals)}
 
 
@@ -119,7 +123,9 @@ def main() -> int:
     print("| --- | ---: | ---: |")
     print(f"| always \"{LABELS[majority]}\" (most common) | {np.mean(train['labels'] == majority):.0%} | "
           f"{np.mean(held['labels'] == majority):.0%} |")
-    for name, what in (("stats", "colour statistics of the view"), ("tower", "pooled tower features")):
+    for name, what in (("stats", "colour statistics of the view"),
+                       ("chroma", "the training's colour statistics (`colour_statistics`)"),
+                       ("tower", "pooled tower features")):
         fit, score = probe(train[name], train["labels"], held[name], held["labels"])
         print(f"| {what} ({train[name].shape[1]} numbers) | {fit:.0%} | {score:.0%} |")
     return 0

@@ -209,3 +209,48 @@ def test_a_time_limit_stops_after_a_checkpoint_and_the_next_run_continues(datase
     assert names == {to_upstream_key(k) for k in VeraPlanner(config).state_dict() if k != TIED_KEY}
     assert {UPSTREAM_PREFIX + k for k in FastViTHD(config.vision).state_dict()} <= names
     assert Retoucher.from_pretrained(out).modes == ("auto", "style", "param", "reference")
+
+
+def test_fine_tuning_starts_from_a_written_model_and_keeps_its_tokenizer_and_reference_model(dataset, tmp_path):
+    from vera_mobile.builtin import resolve_model
+
+    nano_dir = resolve_model("nano")
+    options = TrainOptions(data=[str(dataset)], out=str(tmp_path / "model"), work=str(tmp_path / "work"),
+                           init=str(nano_dir), planner_steps=2, planner_batch=2, pixels=64, warmup=1, threads=2)
+    out = train(options, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "work" / "log.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["step"]) for r in log] == [("planner", 1), ("planner", 2)]  # no reference stage
+    assert all("colour" in r for r in log)
+    assert (out / "tokenizer.json").read_text() == (nano_dir / "tokenizer.json").read_text()
+    assert (out / "encoder_renderer.safetensors").read_bytes() == (nano_dir / "encoder_renderer.safetensors").read_bytes()
+    with safe_open(str(out / "model.safetensors"), framework="pt") as new, \
+            safe_open(str(nano_dir / "model.safetensors"), framework="pt") as old:
+        assert set(new.keys()) == set(old.keys())  # same layout, no training-only read-out written
+        moved = [k for k in old.keys() if not torch.equal(new.get_tensor(k), old.get_tensor(k))]
+    assert moved  # and the planner did train
+    trained = json.loads((out / "training.json").read_text())["options"]
+    assert trained["init"] == str(nano_dir) and trained["tower"] == "folded"
+
+
+def test_fine_tuning_refuses_a_folder_that_is_not_a_model(dataset, tmp_path):
+    options = TrainOptions(data=[str(dataset)], out=str(tmp_path / "model"), work=str(tmp_path / "work"),
+                           init=str(tmp_path))
+    with pytest.raises(InputError, match="not a trained nano model folder"):
+        train(options, progress=False)
+    assert not (tmp_path / "model").exists()
+
+
+def test_colour_statistics_read_white_balance_not_exposure_or_padding(real_views):
+    from vera_mobile.training.data import COLOUR_STATISTICS, colour_statistics
+
+    coffee, warm, green = real_views[2:5]
+    stats = colour_statistics(torch.stack([coffee, warm, green]))
+    assert stats.shape == (3, COLOUR_STATISTICS)
+    assert stats[1, 0] > stats[0, 0] + 0.02 and stats[1, 1] < stats[0, 1] - 0.01  # warmer: more red, less blue
+    assert stats[2, 0] < stats[0, 0] and stats[2, 1] < stats[0, 1]  # greener: less red and blue against green
+    darker = torch.from_numpy(develop_uint8(
+        (coffee.permute(1, 2, 0) * 255).round().byte().numpy(), {"Exposure2012": -20})).permute(2, 0, 1).float() / 255
+    assert torch.allclose(colour_statistics(darker[None])[0, :2], stats[0, :2], atol=0.02)  # exposure: same chroma
+    padded = torch.zeros(3, 256, 320)
+    padded[..., 32:288] = coffee
+    assert torch.allclose(colour_statistics(padded[None])[0], stats[0], atol=1e-3)  # black padding carries nothing

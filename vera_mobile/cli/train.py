@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..training.recipe import DIAGNOSIS_WEIGHT, PLANNER_BATCH, PLANNER_STEPS, REFERENCE_STEPS
+from ..training.recipe import COLOUR_WEIGHT, DIAGNOSIS_WEIGHT, LEARNING_RATE, PLANNER_BATCH, PLANNER_STEPS, REFERENCE_STEPS
 from .outputs import add_overwrite_option, check_new_folder
 
 
@@ -20,6 +20,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--diagnosis-weight", type=float,
                    help=f"cross-entropy weight of the problem sections' tokens (default {DIAGNOSIS_WEIGHT:g}; "
                         "1 = plain cross-entropy)")
+    p.add_argument("--colour-weight", type=float,
+                   help=f"weight of the auxiliary loss that makes the image embeddings carry the view's colour "
+                        f"statistics (default {COLOUR_WEIGHT:g}; 0 = off)")
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default {LEARNING_RATE:g})")
+    p.add_argument("--init", help="fine-tune this trained nano model folder instead of training from scratch: "
+                                  "its reference model and tokenizer are kept, only the planner stage runs")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     add_overwrite_option(p)
     return p
@@ -29,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from ..training.train import TrainOptions, train
 
     chosen = {name: getattr(args, name) for name in
-              ("reference_steps", "planner_steps", "planner_batch", "diagnosis_weight", "threads")
+              ("reference_steps", "planner_steps", "planner_batch", "diagnosis_weight", "colour_weight", "lr", "init",
+               "threads")
               if getattr(args, name) is not None}
     check_new_folder(args.out, args.overwrite)
     options = TrainOptions(data=list(args.data), out=args.out, work=args.work, seed=args.seed, **chosen)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .synthesis import read_records
+from ..develop.colour import srgb_decode
 from ..errors import InputError
 from ..photo_io import load_photo
 from ..prompts import IMAGE_TOKEN_INDEX, Request
@@ -184,3 +185,33 @@ def reference_batch(examples: Sequence[Example], pixels: int, rng: np.random.Gen
         before=torch.from_numpy(np.stack([b for b, _ in samples])).float() / 127.5 - 1,
         after=torch.from_numpy(np.stack([a for _, a in samples])).float() / 255,
     )
+
+
+COLOUR_STATISTICS = 8  # numbers per view from colour_statistics
+_DARK = 0.01  # linear luminance below which a pixel (e.g. the view's black padding) carries no colour
+
+
+def colour_statistics(views: torch.Tensor) -> torch.Tensor:
+    """What a photo's white balance reads from: [B, 3, S, S] sRGB views in [0, 1] -> [B, 8].
+
+    Chromaticity in linear light ((R - G) / (R + G + B), (B - G) / (R + G + B): bounded, and
+    independent of exposure) averaged four ways over the lit pixels: plain mean, spread, weighted
+    towards the brightest pixels (white patch) and towards the least colourful ones (grey
+    surfaces). The target of the training's auxiliary colour loss: computed from the view itself,
+    so the tower cannot learn it by recognising the photo.
+    """
+    linear = srgb_decode(views.clamp(0, 1)).flatten(2)  # [B, 3, N]
+    luminance = linear.mean(1)  # [B, N]
+    total = linear.sum(1) + 1e-6
+    chroma = torch.stack([linear[:, 0] - linear[:, 1], linear[:, 2] - linear[:, 1]], 1) / total[:, None]  # [B, 2, N]
+    lit = (luminance > _DARK).float() + 1e-6
+
+    def weighted_mean(weights: torch.Tensor) -> torch.Tensor:
+        weights = weights * lit
+        return (chroma * weights[:, None]).sum(-1) / weights.sum(-1, keepdim=True)
+
+    mean = weighted_mean(torch.ones_like(luminance))
+    spread = ((chroma - mean[..., None]) ** 2 * lit[:, None]).sum(-1).div(lit.sum(-1, keepdim=True)).sqrt()
+    bright = weighted_mean(luminance**4)
+    grey = weighted_mean(torch.exp(-chroma.abs().sum(1) / 0.05))
+    return torch.cat([mean, spread, bright, grey], 1)

@@ -6,4 +6,6 @@
 REFERENCE_STEPS = 4000  # stage 1, reference encoder + renderer
 PLANNER_STEPS = 5000  # stage 2, planner end to end (the shipped weights; see benchmarks/RESULTS.md)
 PLANNER_BATCH = 12
+LEARNING_RATE = 1e-3  # peak, after warm-up; the renderer's is lower in stage 2 (train.py)
 DIAGNOSIS_WEIGHT = 4.0  # cross-entropy weight of the problem sections' tokens
+COLOUR_WEIGHT = 10.0  # weight of the auxiliary colour-statistics loss (train.py)

@@ -14,6 +14,13 @@ The planner's vision tower is trained in FastViT's train-time form (BatchNorm an
 parameterizable branches, `train_tower.py`) and folded into the inference layout, with upstream's
 tensor names, when the model is written (`tower="folded"` trains the inference layout directly,
 from a data-dependent initialisation, as the first nano model was: kept for the ablation).
+An auxiliary loss (weight `colour_weight`) asks a linear read-out of the mean image embedding for
+the view's own colour statistics (`data.colour_statistics`), so the white balance reaches the
+language model in a form it can use on photos it has never seen; the read-out is not written.
+
+`init` fine-tunes a written nano model instead: stage 1 is skipped (the model's reference encoder
+and tokenizer are kept) and stage 2 starts from its planner, whose tower is then trained in the
+folded layout it was written in.
 
 Each stage saves `WORK/<stage>.safetensors` every `checkpoint_every` steps (model, optimiser,
 schedule, random state; data only, `checkpoints.py`) and continues from it when run again; losses
@@ -28,8 +35,9 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -39,7 +47,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..files import write_text_atomic
-from ..models.checkpoint import TIED_KEY, to_upstream_key
+from ..models.checkpoint import TIED_KEY, load_planner, to_upstream_key
 from ..models.config import PlannerConfig
 from ..models.planner import VeraPlanner
 from ..models.reference_encoder import EncoderRenderer
@@ -48,13 +56,15 @@ from ..prompts import SECTION_TOKENS
 from ..tokenizer import Tokenizer
 from . import nano
 from .checkpoints import StageState, checkpoint_path, load_stage, refuse_pickles, save_stage
-from .data import Example, corpus, load_examples, planner_batch, read_datasets, reference_batch
-from .recipe import DIAGNOSIS_WEIGHT, PLANNER_BATCH, PLANNER_STEPS, REFERENCE_STEPS
+from .data import (COLOUR_STATISTICS, Example, colour_statistics, corpus, load_examples, planner_batch, read_datasets,
+                   reference_batch)
+from .recipe import COLOUR_WEIGHT, DIAGNOSIS_WEIGHT, LEARNING_RATE, PLANNER_BATCH, PLANNER_STEPS, REFERENCE_STEPS
 from .train_tower import TrainFastViT, folded_tower
 from .vision_init import init_vision_tower
 
 TRAIN_REFERENCE_SIZE = 256  # reference views are made at this size; the last steps at REFERENCE_SIZE
 TOWER_FORMS = ("train-time", "folded")
+INIT_FILES = ("config.json", "tokenizer.json", "model.safetensors", "encoder_renderer.safetensors")
 
 
 @dataclass
@@ -71,10 +81,12 @@ class TrainOptions:
     planner_steps: int = PLANNER_STEPS
     planner_batch: int = PLANNER_BATCH
     pixels: int = 1024  # pixels per example in the pixel loss
-    lr: float = 1e-3
+    lr: float = LEARNING_RATE
     renderer_lr: float = 3e-4  # the pre-trained renderer moves more slowly in stage 2
     pixel_weight: float = 10.0
     diagnosis_weight: float = DIAGNOSIS_WEIGHT  # applied in data.planner_batch
+    colour_weight: float = COLOUR_WEIGHT  # auxiliary loss: the image embeddings must carry colour_statistics
+    init: str | None = None  # a trained nano model to fine-tune (stage 1 skipped, tower trained folded)
     warmup: int = 100
     checkpoint_every: int = 200
     tower: str = "train-time"  # TOWER_FORMS: FastViT with BatchNorm + branches (folded at the end), or folded
@@ -206,21 +218,117 @@ def train(options: TrainOptions, progress: bool = True) -> Path | None:
         log_file.flush()
 
     records = read_datasets(options.data, "train")
+    init = _init_model(options.init)
+    if init is not None:  # a written model holds only the folded layout (training.json says so)
+        options = replace(options, tower="folded")
+    if init is not None and not (work / "tokenizer.json").is_file():
+        shutil.copyfile(init / "tokenizer.json", work / "tokenizer.json")  # fine-tuning keeps the model's tokenizer
     tokenizer = build_tokenizer(records, work)
-    vocab = tokenizer.vocab_size
-    raw = nano.nano_config(vocab, eos_id=tokenizer.single_token_id("<|im_end|>"),
-                           pad_id=tokenizer.single_token_id("<|endoftext|>"))
+    if init is not None:
+        raw = json.loads((init / "config.json").read_text(encoding="utf-8"))
+    else:
+        raw = nano.nano_config(tokenizer.vocab_size, eos_id=tokenizer.single_token_id("<|im_end|>"),
+                               pad_id=tokenizer.single_token_id("<|endoftext|>"))
     config = PlannerConfig.from_dict(raw)
     examples = load_examples(records, tokenizer, config.vision.image_size, TRAIN_REFERENCE_SIZE, progress)
 
-    # Stage 1: reference encoder + renderer.
+    # Stage 1: reference encoder + renderer (a fine-tune keeps the model's own).
     reference = EncoderRenderer(config.latent_dim, nano.REFERENCE_WIDTHS, config.renderer_hidden_dims)
-    stage1 = Stage("reference", reference, [{"params": reference.parameters(), "lr": options.lr}],
-                   options.reference_steps, options, deadline)
+    stages: list[Stage] = []
+    if init is not None:
+        from safetensors.torch import load_file
+
+        reference.load_state_dict(load_file(init / "encoder_renderer.safetensors"))
+    else:
+        stage1 = _reference_stage(reference, examples, options, deadline, log)
+        if not stage1.done:
+            log_file.close()
+            return None
+        stages.append(stage1)
+    reference.eval()
+
+    # Stage 2: the planner, end to end, with the stage-1 renderer as its starting point.
+    torch.manual_seed(options.seed)
+    tower = options.tower
+    if init is not None:
+        planner, _ = load_planner(init)
+    else:
+        planner = VeraPlanner(config)
+        planner.renderer.load_state_dict(reference.decoder.state_dict())
+        if tower == "train-time":
+            planner.vision_tower = TrainFastViT(config.vision)
+        else:
+            calibration = [ex.view for ex in examples if ex.view is not None][:16]
+            init_vision_tower(planner.vision_tower, torch.from_numpy(np.stack(calibration)).float() / 255)
+    planner.language_model.set_attn_implementation("sdpa")  # training speed; same maths as eager
+    # Reads colour_statistics off the mean image embedding; trained with the planner, never written.
+    colour_head = torch.nn.Linear(config.hidden_size, COLOUR_STATISTICS)
+    trainee = torch.nn.ModuleDict({"planner": planner, "colour_head": colour_head})
+    renderer_params = set(map(id, planner.renderer.parameters()))
+    groups = [
+        {"params": [p for p in trainee.parameters() if id(p) not in renderer_params], "lr": options.lr},
+        {"params": list(planner.renderer.parameters()), "lr": options.renderer_lr},
+    ]
+    stage2 = Stage("planner", trainee, groups, options.planner_steps, options, deadline)
+    retouch_ids = tokenizer.retouch_ids
+    num_patches = config.vision.num_patches
+    problem_sections = [tuple(tokenizer.single_token_id(t) for t in SECTION_TOKENS[name])
+                        for name in SECTION_TOKENS if name.startswith("problem")]
+
+    def planner_loss(batch_examples: list[Example], step: int):
+        if tower == "folded":
+            _freeze_batchnorm(planner.vision_tower)
+        batch = planner_batch(batch_examples, retouch_ids, num_patches, options.pixels, stage2.rng,
+                              problem_sections, options.diagnosis_weight)
+        embeds = planner.embed_tokens(batch.ids)
+        colour = torch.zeros(())
+        if batch.views.numel():
+            features = planner.encode_image(batch.views)
+            embeds = embeds.masked_scatter(batch.image_slots[..., None], features.to(embeds.dtype))
+            if options.colour_weight:
+                colour = F.mse_loss(colour_head(features.mean(1)), colour_statistics(batch.views))
+        hidden = planner.language_model.model(inputs_embeds=embeds, use_cache=False).last_hidden_state
+        logits = planner.language_model.lm_head(hidden)
+        token_ce = F.cross_entropy(logits.flatten(0, 1), batch.labels.flatten(), ignore_index=-100, reduction="none")
+        weights = batch.label_weights.flatten()
+        ce = (token_ce * weights).sum() / weights.sum()
+        rows = torch.arange(hidden.shape[0])[:, None]
+        latent = planner.latent(hidden[rows, batch.retouch_positions], batch.mask)
+        pixel = F.l1_loss(planner.renderer(batch.before, latent), batch.after)
+        loss = ce + options.pixel_weight * pixel + options.colour_weight * colour
+        return loss, {"ce": ce.item(), "pixel": pixel.item(), "colour": colour.item()}
+
+    if not stage2.done:
+        stage2.run(examples, options.planner_batch, planner_loss, log)
+    log_file.close()
+    if not stage2.done:
+        return None
+    if tower == "train-time":
+        planner.vision_tower = folded_tower(planner.vision_tower)
+    planner.language_model.set_attn_implementation("eager")
+    return write_model(out, raw, tokenizer, planner.eval(), reference, options, records, *stages, stage2)
+
+
+def _init_model(path: str | None) -> Path | None:
+    """The model folder a fine-tune starts from, checked for the files it needs."""
+    if path is None:
+        return None
+    folder = Path(path)
+    missing = [name for name in INIT_FILES if not (folder / name).is_file()]
+    if missing:
+        raise InputError(f"--init {path}: not a trained nano model folder (missing {', '.join(missing)})")
+    return folder
+
+
+def _reference_stage(reference: EncoderRenderer, examples: Sequence[Example], options: TrainOptions,
+                     deadline: float, log: Callable[[dict], None]) -> Stage:
+    """Stage 1, run (or resumed) until done or out of time."""
+    stage = Stage("reference", reference, [{"params": reference.parameters(), "lr": options.lr}],
+                  options.reference_steps, options, deadline)
     full_size_from = options.reference_steps - options.reference_full_size_steps
 
     def reference_loss(batch_examples: list[Example], step: int):
-        batch = reference_batch(batch_examples, options.pixels, stage1.rng)
+        batch = reference_batch(batch_examples, options.pixels, stage.rng)
         before, after = batch.ref_before, batch.ref_after
         if step >= full_size_from:  # the runtime's 512² views (bilinear, as reference_view squashes)
             size = (REFERENCE_SIZE, REFERENCE_SIZE)
@@ -230,62 +338,9 @@ def train(options: TrainOptions, progress: bool = True) -> Path | None:
         pixel = F.l1_loss(reference.decoder(batch.before, latent), batch.after)
         return pixel, {"pixel": pixel.item()}
 
-    if not stage1.done:
-        stage1.run(examples, options.reference_batch, reference_loss, log)
-    if not stage1.done:
-        log_file.close()
-        return None
-    reference.eval()
-
-    # Stage 2: the planner, end to end, with the stage-1 renderer as its starting point.
-    torch.manual_seed(options.seed)
-    planner = VeraPlanner(config)
-    planner.language_model.set_attn_implementation("sdpa")  # training speed; same maths as eager
-    planner.renderer.load_state_dict(reference.decoder.state_dict())
-    if options.tower == "train-time":
-        planner.vision_tower = TrainFastViT(config.vision)
-    else:
-        calibration = [ex.view for ex in examples if ex.view is not None][:16]
-        init_vision_tower(planner.vision_tower, torch.from_numpy(np.stack(calibration)).float() / 255)
-    renderer_params = set(map(id, planner.renderer.parameters()))
-    groups = [
-        {"params": [p for p in planner.parameters() if id(p) not in renderer_params], "lr": options.lr},
-        {"params": list(planner.renderer.parameters()), "lr": options.renderer_lr},
-    ]
-    stage2 = Stage("planner", planner, groups, options.planner_steps, options, deadline)
-    retouch_ids = tokenizer.retouch_ids
-    num_patches = config.vision.num_patches
-    problem_sections = [tuple(tokenizer.single_token_id(t) for t in SECTION_TOKENS[name])
-                        for name in SECTION_TOKENS if name.startswith("problem")]
-
-    def planner_loss(batch_examples: list[Example], step: int):
-        if options.tower == "folded":
-            _freeze_batchnorm(planner.vision_tower)
-        batch = planner_batch(batch_examples, retouch_ids, num_patches, options.pixels, stage2.rng,
-                              problem_sections, options.diagnosis_weight)
-        embeds = planner.embed_tokens(batch.ids)
-        if batch.views.numel():
-            features = planner.encode_image(batch.views)
-            embeds = embeds.masked_scatter(batch.image_slots[..., None], features.to(embeds.dtype))
-        hidden = planner.language_model.model(inputs_embeds=embeds, use_cache=False).last_hidden_state
-        logits = planner.language_model.lm_head(hidden)
-        token_ce = F.cross_entropy(logits.flatten(0, 1), batch.labels.flatten(), ignore_index=-100, reduction="none")
-        weights = batch.label_weights.flatten()
-        ce = (token_ce * weights).sum() / weights.sum()
-        rows = torch.arange(hidden.shape[0])[:, None]
-        latent = planner.latent(hidden[rows, batch.retouch_positions], batch.mask)
-        pixel = F.l1_loss(planner.renderer(batch.before, latent), batch.after)
-        return ce + options.pixel_weight * pixel, {"ce": ce.item(), "pixel": pixel.item()}
-
-    if not stage2.done:
-        stage2.run(examples, options.planner_batch, planner_loss, log)
-    log_file.close()
-    if not stage2.done:
-        return None
-    if options.tower == "train-time":
-        planner.vision_tower = folded_tower(planner.vision_tower)
-    planner.language_model.set_attn_implementation("eager")
-    return write_model(out, raw, tokenizer, planner.eval(), reference, options, records, stage1, stage2)
+    if not stage.done:
+        stage.run(examples, options.reference_batch, reference_loss, log)
+    return stage
 
 
 def write_model(
