@@ -50,6 +50,7 @@ from ..files import write_text_atomic
 from ..models.checkpoint import TIED_KEY, load_planner, to_upstream_key
 from ..models.config import PlannerConfig
 from ..models.planner import VeraPlanner
+from ..models.reference_checkpoint import load_encoder_renderer
 from ..models.reference_encoder import EncoderRenderer
 from ..views import REFERENCE_SIZE
 from ..prompts import SECTION_TOKENS
@@ -219,10 +220,10 @@ def train(options: TrainOptions, progress: bool = True) -> Path | None:
 
     records = read_datasets(options.data, "train")
     init = _init_model(options.init)
-    if init is not None:  # a written model holds only the folded layout (training.json says so)
-        options = replace(options, tower="folded")
-    if init is not None and not (work / "tokenizer.json").is_file():
-        shutil.copyfile(init / "tokenizer.json", work / "tokenizer.json")  # fine-tuning keeps the model's tokenizer
+    if init is not None:
+        options = replace(options, tower="folded")  # a written model holds only the folded layout
+        if not (work / "tokenizer.json").is_file():
+            shutil.copyfile(init / "tokenizer.json", work / "tokenizer.json")  # fine-tuning keeps the model's tokenizer
     tokenizer = build_tokenizer(records, work)
     if init is not None:
         raw = json.loads((init / "config.json").read_text(encoding="utf-8"))
@@ -233,13 +234,11 @@ def train(options: TrainOptions, progress: bool = True) -> Path | None:
     examples = load_examples(records, tokenizer, config.vision.image_size, TRAIN_REFERENCE_SIZE, progress)
 
     # Stage 1: reference encoder + renderer (a fine-tune keeps the model's own).
-    reference = EncoderRenderer(config.latent_dim, nano.REFERENCE_WIDTHS, config.renderer_hidden_dims)
     stages: list[Stage] = []
     if init is not None:
-        from safetensors.torch import load_file
-
-        reference.load_state_dict(load_file(init / "encoder_renderer.safetensors"))
+        reference = load_encoder_renderer(init / "encoder_renderer.safetensors")
     else:
+        reference = EncoderRenderer(config.latent_dim, nano.REFERENCE_WIDTHS, config.renderer_hidden_dims)
         stage1 = _reference_stage(reference, examples, options, deadline, log)
         if not stage1.done:
             log_file.close()
@@ -249,13 +248,12 @@ def train(options: TrainOptions, progress: bool = True) -> Path | None:
 
     # Stage 2: the planner, end to end, with the stage-1 renderer as its starting point.
     torch.manual_seed(options.seed)
-    tower = options.tower
     if init is not None:
         planner, _ = load_planner(init)
     else:
         planner = VeraPlanner(config)
         planner.renderer.load_state_dict(reference.decoder.state_dict())
-        if tower == "train-time":
+        if options.tower == "train-time":
             planner.vision_tower = TrainFastViT(config.vision)
         else:
             calibration = [ex.view for ex in examples if ex.view is not None][:16]
@@ -276,7 +274,7 @@ def train(options: TrainOptions, progress: bool = True) -> Path | None:
                         for name in SECTION_TOKENS if name.startswith("problem")]
 
     def planner_loss(batch_examples: list[Example], step: int):
-        if tower == "folded":
+        if options.tower == "folded":
             _freeze_batchnorm(planner.vision_tower)
         batch = planner_batch(batch_examples, retouch_ids, num_patches, options.pixels, stage2.rng,
                               problem_sections, options.diagnosis_weight)
@@ -303,7 +301,7 @@ def train(options: TrainOptions, progress: bool = True) -> Path | None:
     log_file.close()
     if not stage2.done:
         return None
-    if tower == "train-time":
+    if options.tower == "train-time":
         planner.vision_tower = folded_tower(planner.vision_tower)
     planner.language_model.set_attn_implementation("eager")
     return write_model(out, raw, tokenizer, planner.eval(), reference, options, records, *stages, stage2)
