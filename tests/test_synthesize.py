@@ -190,6 +190,13 @@ def test_write_dataset_and_cli(tmp_path, photos):
     assert len(read_records(tmp_path / "cli")) == 3
     assert json.loads((tmp_path / "cli" / "dataset.json").read_text())["records"] == 3
     assert main(args) == 2  # never over an existing data set
+    clean_args = ["synthesize", "--photos", str(folder), "--count", "3", "--size", "32", "--split", "all",
+                  "--modes", "auto", "--clean-share", "1"]
+    assert main([*clean_args, "--out", str(tmp_path / "clean")]) == 0
+    assert all(not row["kinds"] for row in read_records(tmp_path / "clean"))
+    assert json.loads((tmp_path / "clean" / "dataset.json").read_text())["clean_share"] == 1
+    assert main([*clean_args[:-1], "1.5", "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()
 
 
 def test_manifest_split_is_deterministic_and_disjoint(tmp_path):

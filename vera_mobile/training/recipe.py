@@ -9,3 +9,4 @@ PLANNER_BATCH = 12
 LEARNING_RATE = 1e-3  # peak, after warm-up; the renderer's is lower in stage 2 (train.py)
 DIAGNOSIS_WEIGHT = 4.0  # cross-entropy weight of the problem sections' tokens
 COLOUR_WEIGHT = 10.0  # weight of the auxiliary colour-statistics loss (train.py)
+CLEAN_SHARE = 0.15  # share of auto records whose photo is left clean: the model must learn to leave it alone

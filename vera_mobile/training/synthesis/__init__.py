@@ -45,7 +45,7 @@ Amounts are *mixed strengths*: each amount is drawn from its kind's range above,
 probability `MILD_SHARE` (0.3), from a mild range (half the low end up to the low end). Casts are
 the exception: a weaker cast than `CAST_RANGE` is within the photos' own colour spread, so the
 problem sentence naming it could not be read from the photo. A share
-`CLEAN_SHARE` (0.15) of auto records is *clean*: input = target = the photo, no sliders, and the
+`CLEAN_SHARE` (recipe.py) of auto records is *clean*: input = target = the photo, no sliders, and the
 text says there is no problem and no change is needed -- the model must learn to leave a good
 photo alone.
 

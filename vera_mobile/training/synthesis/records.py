@@ -12,6 +12,7 @@ import numpy as np
 from ...develop.styles import STYLES
 from ...errors import InputError
 from ...prompts import SLIDER_GROUPS, validate_params
+from ..recipe import CLEAN_SHARE
 from .inverse import FIT_STEPS, fit_inverse
 from .kinds import (COLOURFUL_MIN_COVERAGE, DEFAULT_SIZE, _signed, band_coverage, degradation_for, develop_uint8,
                     load_working_photo, pick_band, sample_kinds)
@@ -19,7 +20,6 @@ from .reasoning import format_reasoning, plan_sentences, problem_sentences, true
 
 MODES = ("auto", "style", "param")
 DEFAULT_MODE_WEIGHTS = {"auto": 0.6, "style": 0.2, "param": 0.2}
-CLEAN_SHARE = 0.15  # share of auto records whose photo is left clean: the model must learn to leave it alone
 
 # --- Param-mode slider sets ----------------------------------------------------------------------
 
