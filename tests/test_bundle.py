@@ -67,6 +67,34 @@ def test_load_runs_a_bundle_on_the_backend_asked_for(bundle, tmp_path):
         vera_mobile.load(bundle, reference=tmp_path / "encoder_renderer.pth")
 
 
+@pytest.mark.parametrize("backend", ["executorch", "onnx"])
+def test_resident_reaches_the_bundle_planner_and_changes_no_result(bundle, sample_photo, backend):
+    import vera_mobile
+    from vera_mobile.runtime.retoucher import Retoucher
+
+    default = vera_mobile.load(bundle, backend)
+    resident = vera_mobile.load(bundle, backend, resident=True)
+    assert (default.planner.resident, resident.planner.resident) == (False, True)
+    assert Retoucher.from_bundle(bundle, backend, resident=True).planner.resident
+    options = {"sampling": SamplingOptions(max_new_tokens=8), "render": RenderOptions("exact")}
+    for _ in range(2):  # from the second photo on, only the default reloads the vision encoder
+        a, b = (r.retouch(sample_photo, **options) for r in (default, resident))
+        assert a.raw_text == b.raw_text
+        np.testing.assert_array_equal(a.latent, b.latent)
+        np.testing.assert_array_equal(a.image, b.image)
+
+
+def test_retouch_resident_option_reaches_the_bundle_planner(bundle, sample_photo, tmp_path, monkeypatch):
+    from vera_mobile.runtime import retoucher
+
+    planners = []
+    real_planner = retoucher._bundle_planner
+    monkeypatch.setattr(retoucher, "_bundle_planner", lambda *a: planners.append(real_planner(*a)) or planners[-1])
+    assert main(["retouch", str(sample_photo), "--model", str(bundle), "--backend", "onnx", "--resident",
+                 "--max-new-tokens", "4", "--out", str(tmp_path / "out")]) == 0
+    assert [planner.resident for planner in planners] == [True]
+
+
 def test_a_renderer_only_bundle_loads_but_refuses_to_retouch_in_one_line(bundle, tmp_path):
     import vera_mobile
     from vera_mobile.bundle import Bundle

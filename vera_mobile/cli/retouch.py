@@ -53,6 +53,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="runtime of the whole pipeline: torch for a checkpoint or built-in model; executorch or onnx "
                         "for a bundle (default: torch for checkpoints, the first the bundle has for bundles)")
+    p.add_argument("--resident", action="store_true",
+                   help="a bundle's planner keeps both its parts (vision encoder, language model) loaded: faster "
+                        "for many photos, more memory (default: one at a time; a checkpoint on torch always keeps both)")
     p.add_argument("--groups", default="1,1,1",
                    help="which edit groups to apply: lighting, global colour, specific colour as 0/1 flags (default 1,1,1)")
     p.add_argument("--strength", type=float, default=1.0,
@@ -92,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--model {args.model}: no such built-in model, checkpoint folder or file")
     unreadable = check_photos(args.photos)
 
-    retoucher = Retoucher.load(model, backend=args.backend, dtype=args.dtype)
+    retoucher = Retoucher.load(model, backend=args.backend, dtype=args.dtype, resident=args.resident)
     stream = (lambda piece: print(piece, end="", flush=True)) if args.stream else None
 
     def one(photo: str, target: Path) -> str:

@@ -74,14 +74,14 @@ def renderer_from_bundle(bundle: Bundle, component: str, backend: str) -> Render
     return OnnxRenderer(paths["condition"], paths["render_points"])
 
 
-def _bundle_planner(bundle: Bundle, backend: str) -> PlannerBackend:
+def _bundle_planner(bundle: Bundle, backend: str, resident: bool) -> PlannerBackend:
     if backend == "executorch":
         from .executorch_planner import ExecuTorchPlanner
 
-        return ExecuTorchPlanner(bundle.artifact_path("planner", backend))
+        return ExecuTorchPlanner(bundle.artifact_path("planner", backend), resident=resident)
     from .onnx_planner import GRAPH_IO, OnnxPlanner
 
-    return OnnxPlanner(bundle.paths_by_role("planner", backend, tuple(GRAPH_IO)))
+    return OnnxPlanner(bundle.paths_by_role("planner", backend, tuple(GRAPH_IO)), resident=resident)
 
 
 def _bundle_reference(bundle: Bundle, backend: str) -> Any:
@@ -123,6 +123,7 @@ class Retoucher:
         *,
         reference: str | Path | None = None,
         dtype: str = "float32",
+        resident: bool = False,
     ) -> "Retoucher":
         """Load whatever `path` is; `backend` is the runtime of the whole pipeline.
 
@@ -133,6 +134,8 @@ class Retoucher:
         * a reference-model file (`encoder_renderer.pth` / `.safetensors`): "torch" only, reference mode.
 
         `reference` adds a reference model to a checkpoint; `dtype` is the torch weights' precision.
+        `resident` keeps a bundle planner's vision encoder and language model loaded together (see
+        `from_bundle`); a checkpoint on torch always keeps everything loaded, so there it has no effect.
         """
         if backend is not None and backend not in BACKENDS:
             raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -146,7 +149,7 @@ class Retoucher:
                     "to run on torch, load the checkpoint it was exported from"
                 )
             bundle = load_bundle(source)
-            return cls.from_bundle(bundle, backend or _bundle_default_backend(bundle))
+            return cls.from_bundle(bundle, backend or _bundle_default_backend(bundle), resident=resident)
         is_checkpoint = (source / "config.json").is_file()
         if not (is_checkpoint or (source.is_file() and source.suffix in REFERENCE_SUFFIXES)):
             what = "does not exist" if not source.exists() else "is not one"
@@ -205,12 +208,18 @@ class Retoucher:
         return cls(**kwargs)
 
     @classmethod
-    def from_bundle(cls, path: str | Path | Bundle, backend: str = "executorch") -> "Retoucher":
+    def from_bundle(
+        cls, path: str | Path | Bundle, backend: str = "executorch", *, resident: bool = False
+    ) -> "Retoucher":
         """Load an export bundle (see `vera-mobile export`) on the ExecuTorch or ONNX Runtime backend.
 
         Every file is checked against its sha256 in the manifest first. The planner, renderer and
         (if exported) reference encoder all run on `backend`; the generation loop and the tiled
         renderer are the same as for `from_pretrained`.
+
+        By default the planner loads its vision encoder for each photo's one call and frees it before
+        the language model runs, so peak memory is the larger part, not the sum. `resident=True` keeps
+        both loaded: no reload per photo, for more memory (runtime/executorch_planner.py).
         """
         if backend not in BUNDLE_BACKENDS:
             raise InputError(f"a bundle runs on {' or '.join(BUNDLE_BACKENDS)}, got backend {backend!r}")
@@ -229,7 +238,7 @@ class Retoucher:
             "manifest": manifest,
         }
         if bundle.has("planner", backend):
-            kwargs["planner"] = _bundle_planner(bundle, backend)
+            kwargs["planner"] = _bundle_planner(bundle, backend, resident)
         if bundle.has("reference", backend):
             kwargs["reference"] = _bundle_reference(bundle, backend)
             kwargs["reference_renderer"] = renderer_from_bundle(bundle, "reference_renderer", backend)
@@ -350,7 +359,12 @@ _ALL_GROUPS = np.ones(3, np.float32)
 
 
 def load(
-    path: str | Path, backend: str | None = None, *, reference: str | Path | None = None, dtype: str = "float32"
+    path: str | Path,
+    backend: str | None = None,
+    *,
+    reference: str | Path | None = None,
+    dtype: str = "float32",
+    resident: bool = False,
 ) -> Retoucher:
     """`Retoucher.load`: a bundle, a checkpoint folder, a reference-model file or a built-in model's name."""
-    return Retoucher.load(path, backend, reference=reference, dtype=dtype)
+    return Retoucher.load(path, backend, reference=reference, dtype=dtype, resident=resident)
