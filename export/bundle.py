@@ -36,6 +36,7 @@ from vera_mobile.targets import (
     EXECUTORCH_OPTIONS,
     EXECUTORCH_RECIPES,
     EXPORT_TARGETS,
+    ONNX_RECIPES,
     OPTIONAL_EXPORT_TARGETS,
     PLANNER_METHOD_IO,
     PLANNER_RECIPES,
@@ -184,12 +185,14 @@ def export_planner(
 
 
 def _planner_layers(artifacts: list[dict[str, Any]], quant: str) -> dict[str, dict[str, str]]:
-    """The ExecuTorch planner's recipe per layer type (its recipe names a mix; the others' do not)."""
+    """The ExecuTorch and ONNX planners' recipe per layer type (their recipes name a mix; Core ML's do not)."""
     layers = {}
     for artifact in artifacts:
         if artifact["component"] == "planner" and artifact["target"] == "executorch":
             vision = str(EXECUTORCH_OPTIONS[quant].get("vision", "fp32"))
             layers["executorch"] = {**EXECUTORCH_RECIPES[artifact["recipe"]].layer_types(), "vision_encoder": vision}
+        elif artifact["component"] == "planner" and artifact["target"] == "onnx":
+            layers["onnx"] = dict(ONNX_RECIPES[artifact["recipe"]])
     return layers
 
 

@@ -186,7 +186,10 @@ def test_int4_executorch_bundle_calibrates_its_scales_and_records_each_layer_typ
 
 
 def test_int4_onnx_bundle_lists_the_tied_matrix_once_and_replays_its_golden(tiny_checkpoint, tmp_path):
+    import onnx
+
     from vera_mobile.export.planner_onnx import TIED_TABLE_FILE
+    from vera_mobile.targets import ONNX_RECIPES
 
     out = tmp_path / "int4"
     assert main(["export", "--model", str(tiny_checkpoint), "--targets", "onnx", "--quant", "int4",
@@ -195,6 +198,9 @@ def test_int4_onnx_bundle_lists_the_tied_matrix_once_and_replays_its_golden(tiny
     planner_files = [a["path"] for a in bundle.artifacts("planner", "onnx")]
     assert planner_files.count(TIED_TABLE_FILE) == 1  # verified by sha256 like every graph
     assert bundle.manifest["quantization"]["planner"] == {"onnx": "int4-search"}
+    assert bundle.manifest["quantization"]["planner_layers"] == {"onnx": ONNX_RECIPES["int4-search"]}
+    vision_ops = {node.op_type for node in onnx.load(out / "vision_encoder.onnx").graph.node}
+    assert {"ConvInteger", "MatMulInteger"} <= vision_ops  # int8, as in every quantized recipe
     assert check_bundle(out, "onnx") == {"renderer": [], "planner": []}
 
 

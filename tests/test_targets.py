@@ -39,6 +39,16 @@ def test_every_executorch_recipe_says_what_each_layer_type_gets():
     assert head8["lm_head"] == "8da8w" and head8["decoder_linears"] == "8da4w, search scales"
 
 
+def test_every_onnx_recipe_says_what_each_layer_type_gets():
+    executorch_layers = set(targets.EXECUTORCH_RECIPES["fp32"].layer_types()) | {"vision_encoder"}
+    for name, layers in targets.ONNX_RECIPES.items():
+        assert set(layers) == executorch_layers, name  # the manifest's planner_layers, the same keys per target
+        quantized = name != "fp32"
+        assert layers["vision_encoder"] == (targets.ONNX_VISION_INT8 if quantized else "fp32"), name
+        assert layers["retouch_head"] == (targets.ONNX_DYNAMIC_INT8 if quantized else "fp32"), name
+    assert set(targets.ONNX_RECIPES["fp32"].values()) == {"fp32"}
+
+
 def test_onnx_runtime_names_agree_with_the_method_table():
     from vera_mobile.runtime.onnx_planner import GRAPH_IO
 

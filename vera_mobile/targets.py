@@ -122,17 +122,32 @@ EXECUTORCH_OPTIONS: dict[str, dict[str, object]] = {
 
 # --- ONNX Runtime ----------------------------------------------------------------------------------
 
-# Recipe -> what it does. The vision encoder and the retouch head stay fp32 in every recipe.
-ONNX_RECIPES = {
-    "fp32": "as exported",
-    "int4": "decoder MatMuls, lm_head and the token embedding as uint4 MatMulNBits / GatherBlockQuantized, "
-            "block 32, asymmetric",
-    "int8": "decoder MatMuls and lm_head as dynamic int8 (per-channel QInt8 weights, 7-bit range); embedding fp32",
-    "int4-search": "decoder MatMuls as symmetric uint4 MatMulNBits, block 32, scales searched as ExecuTorch's "
-                   "8da4w-search; lm_head as 8-bit MatMulNBits, block 32, int8 activations; a tied embedding reads "
-                   "the head's 8-bit table (stored once, GatherBlockQuantized), an untied one is as in int4",
-}
 ONNX_INT4_BLOCK_SIZE = 32
+# Dynamic int8 as ONNX Runtime's quantize_dynamic writes it: weights per output channel, 7 bits wide
+# (no int16 saturation on x86 CPUs without VNNI), activations quantized to uint8 at each call.
+ONNX_DYNAMIC_INT8 = "dynamic int8 (per-channel QInt8 weights, 7-bit range)"
+# Every quantized recipe's vision encoder (export/planner_onnx.py's docstring says why).
+ONNX_VISION_INT8 = ("dynamic int8: convs as ConvInteger with per-output-channel uint8 weights (zero point 128), "
+                    "but the stem's and the depthwise ones fp32; MatMuls " + ONNX_DYNAMIC_INT8)
+_ONNX_INT4 = f"uint4 MatMulNBits, block {ONNX_INT4_BLOCK_SIZE}, asymmetric"
+# Recipe -> what it does to each layer type of the planner (the manifest's `quantization.planner_layers`).
+ONNX_RECIPES = {
+    "fp32": {"vision_encoder": "fp32", "decoder_linears": "fp32", "lm_head": "fp32", "token_embedding": "fp32",
+             "retouch_head": "fp32"},
+    "int4": {"vision_encoder": ONNX_VISION_INT8, "decoder_linears": _ONNX_INT4, "lm_head": _ONNX_INT4,
+             "token_embedding": f"uint4 GatherBlockQuantized, block {ONNX_INT4_BLOCK_SIZE}, asymmetric",
+             "retouch_head": ONNX_DYNAMIC_INT8},
+    "int8": {"vision_encoder": ONNX_VISION_INT8, "decoder_linears": ONNX_DYNAMIC_INT8, "lm_head": ONNX_DYNAMIC_INT8,
+             "token_embedding": "fp32", "retouch_head": ONNX_DYNAMIC_INT8},
+    "int4-search": {
+        "vision_encoder": ONNX_VISION_INT8,
+        "decoder_linears": f"symmetric uint4 MatMulNBits, block {ONNX_INT4_BLOCK_SIZE}, scales searched as "
+                           "ExecuTorch's 8da4w-search",
+        "lm_head": f"8-bit MatMulNBits, block {ONNX_INT4_BLOCK_SIZE}, int8 activations",
+        "token_embedding": "tied to lm_head: its 8-bit table, stored once (GatherBlockQuantized); untied: as in int4",
+        "retouch_head": ONNX_DYNAMIC_INT8,
+    },
+}
 
 # The planner recipes whose int4 scales are searched against calibration activations
 # (export/weight_scales.py): exporting them needs the calibration prompts.
