@@ -26,18 +26,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vera_mobile.prompts import SECTION_TOKENS, Request  # noqa: E402
 from vera_mobile.runtime.retoucher import Retoucher  # noqa: E402
-from vera_mobile.training.synthesis import CASTS, problem_sentences, read_directions, read_records  # noqa: E402
+from vera_mobile.training.synthesis import CAST_PROBES, CASTS, problem_sentences, read_directions, read_records  # noqa: E402
 from vera_mobile.training.synthesis.kinds import CAST_RANGE  # noqa: E402
-
-_SLIDER = {"warm": ("IncrementalTemperature", 1), "cool": ("IncrementalTemperature", -1),
-           "magenta": ("IncrementalTint", 1), "green": ("IncrementalTint", -1)}
-
 
 def candidate_sentences() -> dict[str, set[str]]:
     """Each class's global-colour problem sentences, as the synthesizer writes them."""
     out = {"none": {problem_sentences([], {}, None)["global_color"]}}
     for cast in CASTS:
-        slider, sign = _SLIDER[cast]
+        ((slider, probe),) = CAST_PROBES[cast].items()  # the cast's slider and its sign
+        sign = 1 if probe > 0 else -1
         out[cast] = {problem_sentences([cast], {slider: sign * amount}, None)["global_color"]
                      for amount in range(CAST_RANGE[0], CAST_RANGE[1] + 1)}
     return out

@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--size", type=int, default=512, help="working size: long side in pixels (default 512)")
     p.add_argument("--modes", default="auto,style,param", help="comma-separated record modes (weights 0.6/0.2/0.2)")
     p.add_argument("--fit-steps", type=int, default=60, help="Adam steps fitting each auto record's inverse (0: analytic)")
-    p.add_argument("--clean-share", type=float, default=None,
+    p.add_argument("--clean-share", type=float, default=CLEAN_SHARE,
                    help=f"share of auto records left clean, whose right answer is 'no problem' (default {CLEAN_SHARE})")
     return p
 
@@ -34,8 +34,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--count must be at least 1")
     if args.size < 16:
         raise InputError("--size must be at least 16")
-    clean_share = CLEAN_SHARE if args.clean_share is None else args.clean_share
-    if not 0 <= clean_share <= 1:
+    if not 0 <= args.clean_share <= 1:
         raise InputError("--clean-share must be between 0 and 1")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in modes if m not in DEFAULT_MODE_WEIGHTS]
@@ -44,10 +43,10 @@ def run(args: argparse.Namespace) -> int:
     photos = load_manifest(args.photos, split=None if args.split == "all" else args.split)
     records = synthesize(photos, args.count, seed=args.seed, size=args.size,
                          modes={m: DEFAULT_MODE_WEIGHTS[m] for m in modes}, fit_steps=args.fit_steps,
-                         clean_share=clean_share)
+                         clean_share=args.clean_share)
     info = {"photos": str(Path(args.photos).resolve()), "split": args.split, "photo_count": len(photos),
             "seed": args.seed, "count": args.count, "size": args.size, "mode_weights": modes,
-            "fit_steps": args.fit_steps, "clean_share": clean_share}
+            "fit_steps": args.fit_steps, "clean_share": args.clean_share}
     out = write_dataset(records, args.out, total=args.count, info=info)
     print(f"wrote {args.count} records from {len(photos)} {args.split} photos to {out}")
     return 0
