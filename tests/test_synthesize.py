@@ -146,6 +146,23 @@ def test_clean_records_say_no_problem_and_change_nothing(photos):
     assert not any(says_no_problem(r.text) for r in records if r.kinds)
 
 
+def test_white_balance_jitter_gives_each_record_its_own_natural_photo(photos):
+    plain = list(synthesize(photos, count=12, seed=3, size=SIZE, fit_steps=0))
+    jittered = list(synthesize(photos, count=12, seed=3, size=SIZE, fit_steps=0, wb_jitter=40))
+    for before, after in zip(plain, jittered):
+        assert before.wb_jitter is None and before.mode == after.mode  # the same sampling otherwise
+        if after.mode != "auto":  # (an auto record's band depends on the photo's colours)
+            assert before.text == after.text
+        assert set(after.wb_jitter) == {"IncrementalTemperature", "IncrementalTint"}
+        assert all(abs(value) <= 40 for value in after.wb_jitter.values())
+        assert np.array_equal(after.original, develop_uint8(before.original, after.wb_jitter))
+        if after.mode == "auto" and not after.kinds:  # a clean record of a jittered photo still needs nothing
+            assert np.array_equal(after.input, after.target)
+    assert len({tuple(r.wb_jitter.values()) for r in jittered}) == len(jittered)
+    with pytest.raises(InputError, match="wb_jitter"):
+        next(synthesize(photos, count=1, wb_jitter=CAST_RANGE[0]))
+
+
 def test_degradation_strengths_are_mixed_except_casts():
     rng = np.random.default_rng(0)
     amounts = [-sample_kind("underexposed", rng)["Exposure2012"] for _ in range(400)]
@@ -196,6 +213,12 @@ def test_write_dataset_and_cli(tmp_path, photos):
     assert all(not row["kinds"] for row in read_records(tmp_path / "clean"))
     assert json.loads((tmp_path / "clean" / "dataset.json").read_text())["clean_share"] == 1
     assert main([*clean_args[:-1], "1.5", "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()
+    assert main([*args[:-1], str(tmp_path / "jitter"), "--wb-jitter", "30"]) == 0
+    rows = read_records(tmp_path / "jitter")
+    assert len({row["target"] for row in rows if row["mode"] == "auto"}) == sum(row["mode"] == "auto" for row in rows)
+    assert all(abs(v) <= 30 for row in rows for v in row["wb_jitter"].values())
+    assert main([*args[:-1], str(tmp_path / "bad"), "--wb-jitter", str(CAST_RANGE[0])]) == 2
     assert not (tmp_path / "bad").exists()
 
 

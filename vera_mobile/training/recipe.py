@@ -10,3 +10,7 @@ LEARNING_RATE = 1e-3  # peak, after warm-up; the renderer's is lower in stage 2 
 DIAGNOSIS_WEIGHT = 4.0  # cross-entropy weight of the problem sections' tokens
 COLOUR_WEIGHT = 10.0  # weight of the auxiliary colour-statistics loss (train.py)
 CLEAN_SHARE = 0.15  # share of auto records whose photo is left clean: the model must learn to leave it alone
+# Off by default (Nano 2's data has none): each record's original gets its own white balance,
+# IncrementalTemperature and IncrementalTint uniform in +-WB_JITTER, before anything else, so a
+# photo's remembered colour cannot tell a cast apart (RESULTS.md, "White-balance jitter").
+WB_JITTER = 0.0

@@ -47,7 +47,8 @@ the exception: a weaker cast than `CAST_RANGE` is within the photos' own colour 
 problem sentence naming it could not be read from the photo. A share
 `CLEAN_SHARE` (recipe.py) of auto records is *clean*: input = target = the photo, no sliders, and the
 text says there is no problem and no change is needed -- the model must learn to leave a good
-photo alone.
+photo alone. With `wb_jitter` (off by default) each record's original first gets a random white
+balance below the weakest cast, and that version is the record's natural photo and target.
 
 Everything is deterministic by seed (record i uses `numpy.random.default_rng([seed, i])`) and
 streaming: `synthesize` is a generator, `write_dataset` writes as records arrive. Photos are
@@ -56,7 +57,7 @@ resized to a working size (long side `size`, default 512) before anything else.
 Data set layout written by `write_dataset` (and `vera-mobile synthesize`):
 
     DIR/records.jsonl    one JSON object per record (fields below), written last-to-first-safe
-    DIR/originals/*.png  each source photo once, at the working size (8-bit sRGB PNG)
+    DIR/originals/*.png  each source photo once (once per white balance, with wb_jitter), at the working size (8-bit sRGB PNG)
     DIR/images/*.png     each record's edited photo: degraded (auto) or developed (style, param)
     DIR/dataset.json     how it was made: seed, count, size, modes, photo manifest, split, counts
 
@@ -64,12 +65,13 @@ Record fields: id, mode, input and target (paths relative to DIR), photo ("sourc
 source, split, size ([width, height]), sliders (input -> target; ±100 scale, param-mode names),
 text, prompt (style instruction, else null), style (name or null), kinds, degradation (auto
 only), directions ({"exposure": "under"|"over"|null, "cast": "warm"|"cool"|"green"|"magenta"|null}),
-inverse_fit (auto only: method, steps, mse_degraded, mse_start, mse_fitted on the thumbnail), seed.
+inverse_fit (auto only: method, steps, mse_degraded, mse_start, mse_fitted on the thumbnail), seed,
+wb_jitter (null, or the original's IncrementalTemperature / IncrementalTint).
 """
 
 from .dataset import read_records, write_dataset
 from .inverse import FIT_SIZE, FIT_STEPS, analytic_inverse, fit_inverse
-from .kinds import (CAST_PROBES, CASTS, DEFAULT_SIZE, GLOBAL_KINDS, KINDS, LIGHT_KINDS, SPECIFIC_KINDS, band_coverage,
+from .kinds import (CAST_PROBES, CAST_RANGE, CASTS, DEFAULT_SIZE, GLOBAL_KINDS, KINDS, LIGHT_KINDS, SPECIFIC_KINDS, band_coverage,
                     degradation_for, develop_uint8, load_working_photo, pick_band, sample_kind, sample_kinds)
 from .reasoning import (NO_PROBLEM, format_reasoning, plan_sentences, problem_sentences, read_directions,
                         says_no_problem, true_directions)
@@ -77,7 +79,7 @@ from .records import (CLEAN_SHARE, DEFAULT_MODE_WEIGHTS, MODES, Record, make_aut
                       make_param_record, make_style_record, sample_param_sliders, synthesize)
 
 __all__ = [
-    "CAST_PROBES", "CASTS", "CLEAN_SHARE", "DEFAULT_MODE_WEIGHTS", "DEFAULT_SIZE", "FIT_SIZE", "FIT_STEPS", "GLOBAL_KINDS", "KINDS", "LIGHT_KINDS",
+    "CAST_PROBES", "CAST_RANGE", "CASTS", "CLEAN_SHARE", "DEFAULT_MODE_WEIGHTS", "DEFAULT_SIZE", "FIT_SIZE", "FIT_STEPS", "GLOBAL_KINDS", "KINDS", "LIGHT_KINDS",
     "MODES", "NO_PROBLEM", "Record", "SPECIFIC_KINDS", "analytic_inverse", "band_coverage", "degradation_for", "develop_uint8",
     "fit_inverse", "format_reasoning", "load_working_photo", "make_auto_record", "make_clean_record", "make_param_record",
     "make_style_record", "pick_band", "plan_sentences", "problem_sentences", "read_directions", "read_records",

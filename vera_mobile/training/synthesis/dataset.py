@@ -48,7 +48,10 @@ def write_dataset(
     with partial.open("w", encoding="utf-8") as file:
         for record in tqdm(records, total=total, desc="synthesize", unit="rec", disable=not progress):
             key = re.sub(r"[^A-Za-z0-9._-]+", "_", record.photo.rsplit(".", 1)[0])
-            original = f"originals/{key}_{record.original.shape[1]}x{record.original.shape[0]}.png"
+            key += f"_{record.original.shape[1]}x{record.original.shape[0]}"
+            if record.wb_jitter:  # each white balance of a photo is its own original
+                key += "_wb" + "".join(f"{value:+.0f}" for value in record.wb_jitter.values())
+            original = f"originals/{key}.png"
             if original not in saved:
                 _save_png(record.original, out / original)
                 saved.add(original)

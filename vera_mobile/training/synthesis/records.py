@@ -12,13 +12,14 @@ import numpy as np
 from ...develop.styles import STYLES
 from ...errors import InputError
 from ...prompts import SLIDER_GROUPS, validate_params
-from ..recipe import CLEAN_SHARE
+from ..recipe import CLEAN_SHARE, WB_JITTER
 from .inverse import FIT_STEPS, fit_inverse
-from .kinds import (COLOURFUL_MIN_COVERAGE, DEFAULT_SIZE, _signed, band_coverage, degradation_for, develop_uint8,
+from .kinds import (CAST_RANGE, COLOURFUL_MIN_COVERAGE, DEFAULT_SIZE, _signed, band_coverage, degradation_for, develop_uint8,
                     load_working_photo, pick_band, sample_kinds)
 from .reasoning import format_reasoning, plan_sentences, problem_sentences, true_directions
 
 MODES = ("auto", "style", "param")
+_JITTER_STREAM = 7  # third seed word of the white-balance jitter's generator
 DEFAULT_MODE_WEIGHTS = {"auto": 0.6, "style": 0.2, "param": 0.2}
 
 # --- Param-mode slider sets ----------------------------------------------------------------------
@@ -60,6 +61,7 @@ class Record:
     directions: dict[str, str | None] = field(default_factory=lambda: {"exposure": None, "cast": None})
     inverse_fit: dict | None = None
     seed: list[int] = field(default_factory=list)
+    wb_jitter: dict[str, float] | None = None  # the white balance given to the original first, if any
 
     @property
     def input(self) -> np.ndarray:
@@ -77,7 +79,7 @@ class Record:
             "size": [int(self.original.shape[1]), int(self.original.shape[0])], "sliders": self.sliders,
             "text": self.text, "prompt": self.prompt, "style": self.style, "kinds": self.kinds,
             "degradation": self.degradation, "directions": self.directions, "inverse_fit": self.inverse_fit,
-            "seed": self.seed,
+            "seed": self.seed, "wb_jitter": self.wb_jitter,
         }
 
 
@@ -135,15 +137,19 @@ def _photo_fields(photo) -> tuple[str, str, str, str]:
 def synthesize(
     photos: Sequence, count: int, seed: int = 0, size: int = DEFAULT_SIZE,
     modes: Mapping[str, float] | Sequence[str] = DEFAULT_MODE_WEIGHTS, fit_steps: int = FIT_STEPS,
-    clean_share: float = CLEAN_SHARE,
+    clean_share: float = CLEAN_SHARE, wb_jitter: float = WB_JITTER,
 ) -> Iterator[Record]:
     """Yield `count` records, deterministic by `seed`. `photos`: PhotoEntry items (see
     vera_mobile.data.photos.load_manifest) or paths. Photos are visited in a seeded shuffled
     order, epoch by epoch, so each is used about equally often; `modes` gives each mode's weight;
-    `clean_share` of the auto records are clean photos (nothing to fix).
+    `clean_share` of the auto records are clean photos (nothing to fix); `wb_jitter` > 0 first
+    gives each record's original its own white balance (recipe.WB_JITTER), which then counts as
+    natural.
     """
     if not 0 <= clean_share <= 1:
         raise InputError("clean_share must be between 0 and 1")
+    if not 0 <= wb_jitter < CAST_RANGE[0]:
+        raise InputError(f"wb_jitter must be between 0 and {CAST_RANGE[0]} (the weakest cast), got {wb_jitter}")
     if count < 0:
         raise InputError("count must be >= 0")
     if not photos:
@@ -167,6 +173,11 @@ def synthesize(
         mode = mode_names[int(rng.choice(len(mode_names), p=probabilities))]
         meta = dict(id=f"{index:06d}", photo=photo_id, source=source, split=split, seed=[seed, index])
         original = load(path)
+        if wb_jitter:  # its own random stream, so the records' sampling is the same with or without jitter
+            jitter_rng = np.random.default_rng([seed, index, _JITTER_STREAM])
+            meta["wb_jitter"] = {name: float(round(jitter_rng.uniform(-wb_jitter, wb_jitter)))
+                                 for name in ("IncrementalTemperature", "IncrementalTint")}
+            original = develop_uint8(original, meta["wb_jitter"])
         if mode == "auto" and rng.random() < clean_share:
             yield make_clean_record(original, **meta)
         elif mode == "auto":
