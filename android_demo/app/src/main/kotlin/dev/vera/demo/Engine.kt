@@ -26,13 +26,14 @@ class RetouchOutput(val image: Bitmap, val plan: PlanResult?, val lut: FloatArra
  * Everything the app runs, wired from the bundle's manifest: the ExecuTorch planner, renderer and
  * reference encoder, the HF tokenizer, the GPU LUT pass. The Android side of Retoucher
  * (vera_mobile/runtime/retoucher.py). Not thread-safe: use it from one thread (the GL context and
- * the decoder's K/V cache belong to it).
+ * the decoder's K/V cache belong to it). [resident] keeps the planner's vision encoder loaded next
+ * to its language model instead of loading it for each photo (VisionEncoderLoader).
  */
-class Engine(val bundle: Bundle) : AutoCloseable {
+class Engine(val bundle: Bundle, val resident: Boolean = false) : AutoCloseable {
     val manifest = bundle.manifest
     val tokenizer = HfTokenizer(bundle.file(manifest.tokenizer.file))
     val plannerBackend = ExecuTorchPlanner(
-        bundle.file(manifest.artifact("planner", TARGET)).path, manifest.imageSize, manifest.hiddenSize
+        bundle.file(manifest.artifact("planner", TARGET)).path, manifest.imageSize, manifest.hiddenSize, resident
     )
     val planner = Planner(manifest, plannerBackend, tokenizer)
     val renderer = renderer("renderer")
@@ -108,6 +109,7 @@ class Engine(val bundle: Bundle) : AutoCloseable {
     }
 
     override fun close() {
+        plannerBackend.close()
         tokenizer.close()
         if (glContext.isInitialized()) gl.close()
     }
@@ -115,7 +117,7 @@ class Engine(val bundle: Bundle) : AutoCloseable {
     companion object {
         const val TARGET = "executorch"
 
-        fun open(directory: File): Engine = Engine(Bundle.load(directory))
+        fun open(directory: File, resident: Boolean = false): Engine = Engine(Bundle.load(directory), resident)
     }
 }
 

@@ -7,23 +7,32 @@ import vera.core.Decoded
 import vera.core.PlannerBackend
 import vera.core.RendererBackend
 import vera.core.Rows
+import vera.core.VisionEncoder
+import vera.core.VisionEncoderLoader
 
 /**
  * The bundle's ExecuTorch programs behind the core's backend interfaces: the Android counterpart of
  * vera_mobile/runtime/executorch_planner.py and renderer_backends.py, with the same method names,
  * positional inputs and dtypes (ids and positions int64) as the manifest lists.
+ *
+ * The planner's vision method runs in a Module of its own, loaded when [VisionEncoderLoader] says
+ * ([resident]: kept, otherwise once per photo); the language model's Module stays loaded.
  */
-class ExecuTorchPlanner(path: String, private val imageSize: Int, private val hiddenSize: Int) : PlannerBackend {
+class ExecuTorchPlanner(
+    path: String,
+    imageSize: Int,
+    private val hiddenSize: Int,
+    resident: Boolean = false
+) : PlannerBackend, AutoCloseable {
+    // A Module loads a method on its first execute, so this one never holds the vision encoder.
     private val module = Module.load(path, Module.LOAD_MODE_MMAP)
+    private val vision = VisionEncoderLoader({ ExecuTorchVisionEncoder(path, imageSize) }, resident)
     // ExecuTorch's LLM convention: get_max_seq_len bounds one decoder call, get_max_context_len the K/V cache.
     private val maxCallLen = module.execute("get_max_seq_len")[0].toInt().toInt()
     private val maxContextLen = module.execute("get_max_context_len")[0].toInt().toInt()
     private var position = 0
 
-    override fun encodeImage(pixels: FloatArray): Rows {
-        val input = Tensor.fromBlob(pixels, longArrayOf(1, 3, imageSize.toLong(), imageSize.toLong()))
-        return rows(run("vision_encoder", input)[0])
-    }
+    override fun encodeImage(pixels: FloatArray): Rows = vision.encode(pixels)
 
     override fun embed(ids: IntArray): Rows {
         val input = Tensor.fromBlob(LongArray(ids.size) { ids[it].toLong() }, longArrayOf(1, ids.size.toLong()))
@@ -66,14 +75,34 @@ class ExecuTorchPlanner(path: String, private val imageSize: Int, private val hi
         )[0].dataAsFloatArray
     }
 
+    override fun close() {
+        vision.close()
+        module.destroy()
+    }
+
     private fun run(method: String, vararg inputs: Tensor): List<Tensor> =
         module.execute(method, *inputs.map { EValue.from(it) }.toTypedArray()).map { it.toTensor() }
+}
 
-    /** [1, N, H] -> N rows of H. */
-    private fun rows(tensor: Tensor): Rows {
-        val shape = tensor.shape()
-        return Rows(shape[1].toInt(), shape[2].toInt(), tensor.dataAsFloatArray)
+/**
+ * The planner program with only its vision method loaded. Destroying the Module is what frees the
+ * method's packed weights and activation arena; ExecuTorch has no call that unloads one method.
+ */
+private class ExecuTorchVisionEncoder(path: String, private val imageSize: Int) : VisionEncoder {
+    private val module = Module.load(path, Module.LOAD_MODE_MMAP)
+
+    override fun encode(pixels: FloatArray): Rows {
+        val input = Tensor.fromBlob(pixels, longArrayOf(1, 3, imageSize.toLong(), imageSize.toLong()))
+        return rows(module.execute("vision_encoder", EValue.from(input))[0].toTensor())
     }
+
+    override fun close() = module.destroy()
+}
+
+/** [1, N, H] -> N rows of H. */
+private fun rows(tensor: Tensor): Rows {
+    val shape = tensor.shape()
+    return Rows(shape[1].toInt(), shape[2].toInt(), tensor.dataAsFloatArray)
 }
 
 /** A renderer `.pte` (methods condition and render_points), fixed tile size from the manifest. */

@@ -4,6 +4,7 @@ import android.app.Application
 import android.graphics.Bitmap
 import android.net.Uri
 import androidx.lifecycle.AndroidViewModel
+import androidx.lifecycle.SavedStateHandle
 import androidx.lifecycle.viewModelScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.asCoroutineDispatcher
@@ -41,8 +42,11 @@ data class UiState(
  * The app's state and actions. All model work runs on one background thread that owns the
  * [Engine] (its GL context and K/V cache); the UI only observes [state].
  */
-class RetouchViewModel(application: Application) : AndroidViewModel(application) {
+class RetouchViewModel(application: Application, launch: SavedStateHandle) : AndroidViewModel(application) {
     private val worker = Executors.newSingleThreadExecutor().asCoroutineDispatcher()
+    // Started with `--ez resident true` (adb; the intent's extras reach the handle): the engine keeps the
+    // planner's vision encoder loaded between photos.
+    private val resident = launch.get<Boolean>("resident") ?: false
     private val _state = MutableStateFlow(UiState())
     val state: StateFlow<UiState> = _state
     private var engine: Engine? = null
@@ -56,7 +60,7 @@ class RetouchViewModel(application: Application) : AndroidViewModel(application)
 
     private fun loadBundle() {
         val opened = try {
-            Engine.open(bundleDir)
+            Engine.open(bundleDir, resident)
         } catch (e: Exception) {
             _state.update { it.copy(status = "No usable bundle in $bundleDir: ${e.message}. See android_demo/README.md.") }
             return
