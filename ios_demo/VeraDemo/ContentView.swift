@@ -25,7 +25,8 @@ final class Model: ObservableObject {
             return
         }
         do {
-            let engine = try await Engine(directory: directory)
+            // Launch argument -resident: keep the planner's vision encoder loaded between photos.
+            let engine = try await Engine(directory: directory, resident: ProcessInfo.processInfo.arguments.contains("-resident"))
             self.engine = engine
             if ProcessInfo.processInfo.arguments.contains("-benchmark") {
                 status = "Benchmark written to \(try await engine.benchmark().path)"

@@ -6,16 +6,25 @@ import VeraCore
 /// multifunction package: the renderer holds `condition` and `render_points`).
 enum CoreMLLoader {
     static func load(_ package: URL, sha256: String, function: String? = nil) async throws -> MLModel {
+        try await MLModel.load(contentsOf: try await compile(package, sha256: sha256), configuration: configuration(function: function))
+    }
+
+    /// The compiled model (.mlmodelc) in the app's Caches.
+    static func compile(_ package: URL, sha256: String) async throws -> URL {
         let cache = try FileManager.default.url(for: .cachesDirectory, in: .userDomainMask, appropriateFor: nil, create: true)
             .appendingPathComponent("\(sha256).mlmodelc")
         if !FileManager.default.fileExists(atPath: cache.path) {
             let compiled = try await MLModel.compileModel(at: package)
             try FileManager.default.moveItem(at: compiled, to: cache)
         }
+        return cache
+    }
+
+    static func configuration(function: String? = nil) -> MLModelConfiguration {
         let configuration = MLModelConfiguration()
         configuration.computeUnits = .all
         configuration.functionName = function
-        return try await MLModel.load(contentsOf: cache, configuration: configuration)
+        return configuration
     }
 }
 
@@ -31,34 +40,40 @@ func predict(_ model: MLModel, _ inputs: [String: MLMultiArray], state: MLState?
 }
 
 /// The four planner packages (export/planner_coreml.py) behind the core's PlannerBackend. The
-/// decoder's K/V cache lives in Core ML states (iOS 18); `reset` starts a fresh state.
+/// decoder's K/V cache lives in Core ML states (iOS 18); `reset` starts a fresh state. The vision
+/// encoder is loaded when VeraCore's VisionEncoderLoader says (`resident`: kept, otherwise once per
+/// photo); the language model's packages stay loaded.
 final class CoreMLPlanner: PlannerBackend {
-    let vision, embedding, decoder, head: MLModel
-    let imageSize, hiddenSize: Int
+    let vision: VisionEncoderLoader
+    let embedding, decoder, head: MLModel
+    let hiddenSize: Int
     private var state: MLState
     private var position = 0
 
-    init(bundle: VeraBundle) async throws {
+    init(bundle: VeraBundle, resident: Bool = false) async throws {
         let manifest = bundle.manifest
-        func package(_ method: String) async throws -> MLModel {
+        func compile(_ method: String) async throws -> URL {
             guard let artifact = manifest.artifact("planner", "coreml", pathContains: method),
                   let path = artifact["path"] as? String, let sha = artifact["sha256"] as? String
             else { throw BundleError(description: "the bundle has no Core ML \(method); export with --targets coreml") }
-            return try await CoreMLLoader.load(bundle.url(path), sha256: sha)
+            return try await CoreMLLoader.compile(bundle.url(path), sha256: sha)
         }
-        vision = try await package("vision_encoder")
-        embedding = try await package("token_embedding")
-        decoder = try await package("text_decoder")
-        head = try await package("retouch_head")
-        imageSize = manifest.imageSize
-        hiddenSize = manifest.hiddenSize
+        func load(_ method: String) async throws -> MLModel {
+            try await MLModel.load(contentsOf: try await compile(method), configuration: CoreMLLoader.configuration())
+        }
+        let visionModel = try await compile("vision_encoder") // now, so that a photo's load never compiles
+        let (imageSize, hiddenSize) = (manifest.imageSize, manifest.hiddenSize)
+        vision = VisionEncoderLoader(resident: resident) {
+            try CoreMLVisionEncoder(compiled: visionModel, imageSize: imageSize, hiddenSize: hiddenSize)
+        }
+        embedding = try await load("token_embedding")
+        decoder = try await load("text_decoder")
+        head = try await load("retouch_head")
+        self.hiddenSize = hiddenSize
         state = decoder.newState()
     }
 
-    func encodeImage(_ pixels: [Float]) throws -> Rows {
-        let out = floats(try predict(vision, ["pixels": multiArray(pixels, [1, 3, imageSize, imageSize])]), "image_embeds")
-        return Rows(count: out.count / hiddenSize, width: hiddenSize, data: out)
-    }
+    func encodeImage(_ pixels: [Float]) throws -> Rows { try vision.encode(pixels) }
 
     func embed(_ ids: [Int]) throws -> Rows {
         let input = MLMultiArray(MLShapedArray(scalars: ids.map(Int32.init), shape: [1, ids.count])) // Core ML has no int64
@@ -81,6 +96,23 @@ final class CoreMLPlanner: PlannerBackend {
     func latent(_ hidden3: [[Float]], mask: [Float]) throws -> [Float] {
         floats(try predict(head, ["hidden3": multiArray(hidden3.flatMap { $0 }, [1, 3, hiddenSize]), "mask": multiArray(mask, [1, 3])]),
                "latent")
+    }
+}
+
+/// The planner's vision encoder package, loaded by `init` and released with the instance.
+final class CoreMLVisionEncoder: VisionEncoder {
+    let model: MLModel
+    let imageSize, hiddenSize: Int
+
+    init(compiled: URL, imageSize: Int, hiddenSize: Int) throws {
+        model = try MLModel(contentsOf: compiled, configuration: CoreMLLoader.configuration())
+        self.imageSize = imageSize
+        self.hiddenSize = hiddenSize
+    }
+
+    func encode(_ pixels: [Float]) throws -> Rows {
+        let out = floats(try predict(model, ["pixels": multiArray(pixels, [1, 3, imageSize, imageSize])]), "image_embeds")
+        return Rows(count: out.count / hiddenSize, width: hiddenSize, data: out)
     }
 }
 

@@ -5,6 +5,8 @@ import VeraCore
 /// Everything the app runs, wired from the bundle's manifest: Core ML planner, renderer and
 /// reference encoder, the tokenizer, Core Image for the LUT. The iOS side of Retoucher
 /// (vera_mobile/runtime/retoucher.py). An actor: the decoder's state belongs to one task at a time.
+/// `resident` keeps the planner's vision encoder loaded next to its language model instead of loading
+/// it for each photo (VeraCore's VisionEncoderLoader).
 actor Engine {
     let bundle: VeraBundle
     let planner: CoreMLPlanner
@@ -20,11 +22,11 @@ actor Engine {
         return Bundle.main.url(forResource: "bundle", withExtension: nil)
     }
 
-    init(directory: URL) async throws {
+    init(directory: URL, resident: Bool = false) async throws {
         bundle = try VeraBundle(directory: directory) // every file sha256-checked
         let tokenizerFile = (bundle.manifest.json["tokenizer"] as? [String: Any])?["file"] as? String ?? "tokenizer.json"
         tokenizer = try HFTokenizer(file: bundle.url(tokenizerFile))
-        planner = try await CoreMLPlanner(bundle: bundle)
+        planner = try await CoreMLPlanner(bundle: bundle, resident: resident)
         renderer = try await CoreMLRenderer(bundle: bundle, component: "renderer")
         if let encoder = try await CoreMLReferenceEncoder(bundle: bundle) {
             reference = (encoder, try await CoreMLRenderer(bundle: bundle, component: "reference_renderer"))

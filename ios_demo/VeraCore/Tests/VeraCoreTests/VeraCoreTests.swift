@@ -106,6 +106,21 @@ final class ReplayRenderer: RendererBackend {
     }
 }
 
+/// A vision encoder that counts its loads (init) and releases (deinit) in a shared tally.
+final class CountedEncoder: VisionEncoder {
+    final class Tally { var loads = 0, releases = 0 }
+    let tally: Tally
+
+    init(_ tally: Tally) {
+        self.tally = tally
+        tally.loads += 1
+    }
+
+    deinit { tally.releases += 1 }
+
+    func encode(_ pixels: [Float]) throws -> Rows { Rows(count: 1, width: 1, data: [0]) }
+}
+
 final class VeraCoreTests: XCTestCase {
     lazy var bundle = try! VeraBundle(directory: fixtures.appendingPathComponent("bundle"))
     var spec: PromptSpec { bundle.manifest.prompts }
@@ -240,6 +255,21 @@ final class VeraCoreTests: XCTestCase {
         XCTAssertEqual(Lut.grid(size), (lut["grid"] as! [[Double]]).flatMap { $0 }.map(Float.init))
         let values = (lut["lut"] as! [[Double]]).flatMap { $0 }.map(Float.init)
         XCTAssertEqual(Lut.cube(values, size: size, title: lut["title"] as! String), lut["cube"] as? String)
+    }
+
+    /// VisionEncoderTest.kt runs the same policy through the Kotlin planner; here the loader alone.
+    func testVisionEncoderIsLoadedPerPhotoUnlessResident() throws {
+        for resident in [false, true] {
+            let tally = CountedEncoder.Tally()
+            var loader: VisionEncoderLoader? = VisionEncoderLoader(resident: resident) { CountedEncoder(tally) }
+            for _ in 0 ..< 3 {
+                _ = try loader!.encode([])
+                XCTAssertEqual(tally.loads - tally.releases, resident ? 1 : 0, "loaded after encoding, while decoding would run")
+            }
+            XCTAssertEqual(tally.loads, resident ? 1 : 3)
+            loader = nil
+            XCTAssertEqual(tally.releases, tally.loads)
+        }
     }
 
     func testBundleHashesAndFields() throws {
