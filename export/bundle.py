@@ -211,7 +211,7 @@ def _planner_artifacts(
         methods["text_decoder_with_hidden"] = with_hidden
         path = files["planner"]
         return [{**entry, "path": path.name, "sha256": sha256_of(path), "methods": methods}]
-    entries = []
+    entries: dict[Path, dict[str, Any]] = {}  # by path: a multifunction Core ML package holds several methods
     for name, path in files.items():
         graph = dict(methods.get(name, {}))
         if target == "coreml":
@@ -226,8 +226,10 @@ def _planner_artifacts(
             graph["inputs"] = [graph["inputs"][0], _io("past_keys", kv), _io("past_values", kv)]
             grown = [*kv[:2], "past + tokens", kv[3]]
             graph["outputs"] = [*graph["outputs"], _io("present_keys", grown), _io("present_values", grown)]
-        entries.append({**entry, "path": path.name, "sha256": sha256_of(path), "methods": {name: graph} if graph else {}})
-    return entries
+        package = entries.setdefault(path, {**entry, "path": path.name, "sha256": sha256_of(path), "methods": {}})
+        if graph:
+            package["methods"][name] = graph
+    return list(entries.values())
 
 
 def _planner_golden(model: Any, tokenizer: Tokenizer, target: str, quant: str, staging: Path) -> dict[str, Any]:

@@ -95,6 +95,13 @@ def token_embedding(language_model: nn.Module, max_tokens: int, id_dtype: torch.
                  (torch.zeros(1, 2, dtype=id_dtype),), ({1: tokens},))
 
 
+def tied_embedding(language_model: nn.Module) -> bool:
+    """Whether the token embedding table and lm_head are one matrix (Qwen2-0.5B, SmolLM2): a target stores it once."""
+    embedding = language_model.get_input_embeddings().weight
+    head = language_model.get_output_embeddings().weight
+    return embedding.shape == head.shape and bool(torch.equal(embedding, head))
+
+
 def retouch_head(model: VeraPlanner, head: nn.Module | None = None) -> MethodSpec:
     hidden = model.config.hidden_size
     return _spec("retouch_head", RetouchHead(model, head).eval(), (torch.zeros(1, 3, hidden), torch.ones(1, 3)), None)

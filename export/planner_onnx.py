@@ -361,8 +361,7 @@ class _SearchedInt4:
     def __init__(self, language_model: nn.Module, calibration: Sequence[torch.Tensor]) -> None:
         self.language_model, self.calibration = language_model, calibration
         self.head_weight = language_model.get_output_embeddings().weight.detach()
-        embedding = language_model.get_input_embeddings().weight.detach()
-        self.tied = embedding.shape == self.head_weight.shape and torch.equal(embedding, self.head_weight)
+        self.tied = planner_methods.tied_embedding(language_model)
 
     def quantize(self, source: Path, destination: Path, table: _TiedTable | None) -> None:
         """Quantize the decoder graph `source` into `destination`; lm_head reads `table` when given."""

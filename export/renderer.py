@@ -217,8 +217,7 @@ def export_renderer_coreml(
     package = Path(out_dir) / f"{prefix}_{precision}.mlpackage"
     package.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vera-coreml-") as scratch:
-        # Multifunction packages are assembled from single-function packages saved on disk.
-        functions = ct.utils.MultiFunctionDescriptor()
+        functions = {}
         for name, program in programs.items():
             exported = _export(name, program).run_decompositions({})  # coremltools wants ATen ops
             with _step(f"converting the renderer's {name} program to Core ML ({precision})"):
@@ -229,15 +228,28 @@ def export_renderer_coreml(
                     minimum_deployment_target=ct.target.iOS18,
                     compute_precision=compute_precision,
                 )
-            single = Path(scratch) / f"{name}.mlpackage"
-            model.save(str(single))
-            functions.add_function(str(single), src_function_name="main", target_function_name=name)
-        functions.default_function_name = "render_points"  # the per-tile hot path
+            functions[name] = Path(scratch) / f"{name}.mlpackage"
+            model.save(str(functions[name]))
         if package.exists():
             shutil.rmtree(package)
         with _step(f"saving the multifunction Core ML package {package}"):
-            ct.utils.save_multifunction(functions, str(package))
+            save_multifunction(functions, package, default="render_points")  # the per-tile hot path
     return {name: package for name in programs}
+
+
+def save_multifunction(functions: dict[str, Path], path: Path, default: str) -> None:
+    """Join saved single-function packages {function name: package} as one multifunction ML program at `path`.
+
+    `default` names the function an app gets when it names none. coremltools stores a constant
+    that several functions hold (equal dtype, shape and values) once in the weight file.
+    """
+    import coremltools as ct
+
+    descriptor = ct.utils.MultiFunctionDescriptor()
+    for name, package in functions.items():
+        descriptor.add_function(str(package), src_function_name="main", target_function_name=name)
+    descriptor.default_function_name = default
+    ct.utils.save_multifunction(descriptor, str(path))
 
 
 def load_mlprogram_spec(path: Path) -> Any:

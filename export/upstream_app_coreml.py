@@ -149,4 +149,4 @@ def export_upstream_app_coreml(
                 converted = _compress(converted, recipe, None)
         return converted
 
-    return save_packages({name: name for name in programs}, convert, out_dir, progress)
+    return save_packages({name: (name,) for name in programs}, convert, out_dir, progress)

@@ -41,7 +41,9 @@ def test_full_size_int4_bundle_reproduces_its_golden_vectors(full_checkpoint, tm
 
     out = export_bundle(full_checkpoint, tmp_path / "bundle", ("executorch", "coreml"), quant="int4")
     assert check_bundle(out, "executorch") == {"renderer": [], "planner": []}
-    decoder = inspect_planner_coreml(out / "planner_text_decoder.mlpackage")
+    decoder = inspect_planner_coreml(out / "planner_language_model.mlpackage", "text_decoder")
     assert len(decoder["states"]) == 48 and decoder["compression"]["constexpr_blockwise_shift_scale"] == 24 * 7 + 1
+    # The tied 151,936 x 896 matrix is stored once, int8 with a scale per row, for both functions.
+    assert decoder["shared_weight_elements"] == 151_936 * 896 + 151_936
     result = Retoucher.load(out, "executorch").retouch(sample_photo, sampling=SamplingOptions(max_new_tokens=8))
     assert result.latent.shape == (2688,) and result.image.shape == (400, 600, 3)

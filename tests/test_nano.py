@@ -191,8 +191,8 @@ def test_coreml_artifacts_of_the_nano_model_are_complete(demo):
     manifest = json.loads((demo / "bundle" / "manifest.json").read_text())
     coreml = [a for a in manifest["artifacts"] if a["target"] == "coreml"]
     assert {a["component"] for a in coreml} >= {"planner", "renderer", "reference"}
-    decoder = next(a for a in coreml if a["component"] == "planner" and "decoder" in a["path"])
-    info = inspect_planner_coreml(demo / "bundle" / decoder["path"])
+    decoder = next(a for a in coreml if a["component"] == "planner" and "text_decoder" in a["methods"])
+    info = inspect_planner_coreml(demo / "bundle" / decoder["path"], "text_decoder")
     assert len(info["states"]) == 2 * 4  # K and V per decoder layer
     assert info["deployment_target"] == "iOS18" and info["compression"]  # int8 per-channel weights
 

@@ -8,6 +8,7 @@ pytest.importorskip("coremltools")
 
 from vera_mobile.export.planner_coreml import (  # noqa: E402
     METHODS,
+    PACKAGES,
     RECIPES,
     CoreMLTextDecoder,
     export_planner_coreml,
@@ -35,6 +36,13 @@ def packages(tiny_planner, tmp_path_factory):
         )
     assert any("converting the planner's text_decoder program" in line for line in lines)
     return out
+
+
+def facts_of(paths, method: str) -> dict:
+    """inspect_planner_coreml of the function that runs `method` (its own name in a multifunction package)."""
+    package = paths[method]
+    shared = sum(package == paths[other] for other in METHODS) > 1
+    return inspect_planner_coreml(package, method if shared else None)
 
 
 def expected_io(model) -> dict[str, tuple[list, list]]:
@@ -73,13 +81,14 @@ def test_packages_have_the_methods_io_and_states(recipe, packages, tiny_planner)
     paths = packages[recipe]
     assert list(paths) == list(METHODS)
     assert sorted(p.name for p in paths["text_decoder"].parent.iterdir()) == sorted(
-        f"planner_{method}.mlpackage" for method in METHODS
+        f"{stem}.mlpackage" for stem in PACKAGES
     )  # and no scratch folder left behind
+    assert paths["token_embedding"] == paths["text_decoder"] == paths["text_decoder"].parent / "planner_language_model.mlpackage"
     text = tiny_planner.config.text
     kv_heads, layers = text["num_key_value_heads"], text["num_hidden_layers"]
     head_dim = tiny_planner.config.hidden_size // text["num_attention_heads"]
     for method, (inputs, outputs) in expected_io(tiny_planner).items():
-        facts = inspect_planner_coreml(paths[method])
+        facts = facts_of(paths, method)
         assert facts["deployment_target"] == "iOS18" and facts["spec_version"] == 9
         assert (facts["inputs"], facts["outputs"]) == (inputs, outputs), method
         states = [
@@ -87,8 +96,30 @@ def test_packages_have_the_methods_io_and_states(recipe, packages, tiny_planner)
             for layer in range(layers) for kind in ("k", "v")
         ] if method == "text_decoder" else []
         assert facts["states"] == states, method
-    decoder = inspect_planner_coreml(paths["text_decoder"])["ops"]
+    # The decoder, called once per token, is what an app gets when it names no function.
+    language_model = inspect_planner_coreml(paths["text_decoder"])
+    assert language_model["functions"] == ["token_embedding", "text_decoder"]
+    assert language_model["inputs"] == expected_io(tiny_planner)["text_decoder"][0]
+    decoder = language_model["ops"]
     assert decoder["read_state"] >= 2 * layers and decoder["write_state"] == 2 * layers
+
+
+def test_the_tied_embedding_and_output_matrix_is_stored_once(packages, tiny_planner):
+    """Both functions of the language model package read one stored copy of the tied matrix,
+    compressed alike: its values (V x H) and each recipe's scales or tables, nothing else."""
+    language_model = tiny_planner.language_model
+    assert language_model.get_input_embeddings().weight is language_model.get_output_embeddings().weight
+    vocab, hidden = language_model.get_output_embeddings().weight.shape
+    scales = {"fp16": 0, "int4-block32": vocab * hidden // 32, "int4-block32-head8": vocab, "int8-channel": vocab,
+              "palettize4": vocab}  # one fp16 scale per block of 32 / per row; a 16-entry table per 16 rows
+    parameters = sum(p.numel() for p in language_model.parameters())  # the tied matrix counted once
+    for recipe in RECIPES:
+        facts = inspect_planner_coreml(packages[recipe]["text_decoder"])
+        assert facts["shared_weight_elements"] == vocab * hidden + scales[recipe], recipe
+    # fp16: every parameter once (2 bytes), lm_head's zero bias (coremltools adds one) and a few KiB
+    # of RoPE tables and blob headers; a second copy of the matrix would add 2 x vocab x hidden bytes.
+    fp16 = inspect_planner_coreml(packages["fp16"]["text_decoder"])["weight_bytes"]
+    assert 2 * (parameters + vocab) < fp16 < 2 * (parameters + vocab) + 16 * 1024
 
 
 @pytest.mark.parametrize(("recipe", "op", "ratio"), [
@@ -106,8 +137,8 @@ def test_quantized_recipes_compress_the_language_model_only(recipe, op, ratio, p
         "retouch_head": 0,
     }
     for method, count in expected.items():
-        facts = inspect_planner_coreml(packages[recipe][method])
-        fp16 = inspect_planner_coreml(packages["fp16"][method])
+        facts = facts_of(packages[recipe], method)
+        fp16 = facts_of(packages["fp16"], method)
         assert not any(fp16["compression"].values()), method
         assert facts["compression"] == {**dict.fromkeys(fp16["compression"], 0), op: count}, method
         if count:
@@ -156,12 +187,16 @@ def test_bad_arguments_are_input_errors_and_write_nothing(tiny_planner, tmp_path
     assert not out.exists()
 
 
-def test_inspect_refuses_a_missing_package(tmp_path):
+def test_inspect_refuses_a_missing_package_or_function(tmp_path, packages):
     with pytest.raises(CheckpointError, match="Core ML package .* does not exist"):
         inspect_planner_coreml(tmp_path / "missing.mlpackage")
+    choices = "it has: token_embedding, text_decoder"
+    with pytest.raises(InputError, match=f"planner_language_model.mlpackage has no function 'main'; {choices}"):
+        inspect_planner_coreml(packages["fp16"]["text_decoder"], "main")
 
 
 def test_int8_head_recipe_keeps_the_output_projection_at_eight_bits(packages):
-    # Only lm_head differs from int4-block32: more bytes than it, fewer than int8 everywhere.
+    # Only lm_head (and the table tied to it) differs from int4-block32: more bytes than it, fewer
+    # than int8 everywhere.
     size = lambda recipe: inspect_planner_coreml(packages[recipe]["text_decoder"])["weight_bytes"]  # noqa: E731
     assert size("int4-block32") < size("int4-block32-head8") < size("int8-channel")

@@ -164,7 +164,8 @@ SEARCHED_SCALE_RECIPES = {
 COREML_RECIPES = {
     "fp16": "fp16 weights and compute everywhere",
     "int4-block32": "symmetric int4, one fp16 scale per block of 32 input channels",
-    "int4-block32-head8": "int4-block32, but lm_head symmetric int8 with one fp16 scale per output channel",
+    "int4-block32-head8": "int4-block32, but lm_head (and a token embedding tied to it: one stored copy) "
+                          "symmetric int8 with one fp16 scale per output channel",
     "palettize4": "4-bit look-up tables, one 16-entry table per group of 16 output channels",
     "int8-channel": "symmetric int8, one fp16 scale per output channel",
 }
