@@ -39,7 +39,8 @@ func predict(_ model: MLModel, _ inputs: [String: MLMultiArray], state: MLState?
     return try state.map { try model.prediction(from: provider, using: $0) } ?? model.prediction(from: provider)
 }
 
-/// The four planner packages (export/planner_coreml.py) behind the core's PlannerBackend. The
+/// The planner's Core ML packages (export/planner_coreml.py) behind the core's PlannerBackend: the token
+/// embedding and the decoder are two functions of one package, which stores their tied matrix once. The
 /// decoder's K/V cache lives in Core ML states (iOS 18); `reset` starts a fresh state. The vision
 /// encoder is loaded when VeraCore's VisionEncoderLoader says (`resident`: kept, otherwise once per
 /// photo); the language model's packages stay loaded.
@@ -53,13 +54,14 @@ final class CoreMLPlanner: PlannerBackend {
     init(bundle: VeraBundle, resident: Bool = false) async throws {
         let manifest = bundle.manifest
         func compile(_ method: String) async throws -> URL {
-            guard let artifact = manifest.artifact("planner", "coreml", pathContains: method),
+            guard let artifact = manifest.artifact("planner", "coreml", method: method),
                   let path = artifact["path"] as? String, let sha = artifact["sha256"] as? String
             else { throw BundleError(description: "the bundle has no Core ML \(method); export with --targets coreml") }
             return try await CoreMLLoader.compile(bundle.url(path), sha256: sha)
         }
         func load(_ method: String) async throws -> MLModel {
-            try await MLModel.load(contentsOf: try await compile(method), configuration: CoreMLLoader.configuration())
+            try await MLModel.load(contentsOf: try await compile(method),
+                                   configuration: CoreMLLoader.configuration(function: manifest.function("planner", "coreml", method: method)))
         }
         let visionModel = try await compile("vision_encoder") // now, so that a photo's load never compiles
         let (imageSize, hiddenSize) = (manifest.imageSize, manifest.hiddenSize)

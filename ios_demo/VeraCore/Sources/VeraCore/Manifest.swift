@@ -54,6 +54,21 @@ public struct Manifest {
         }
     }
 
+    /// The artifact of one component on one target whose `methods` include `method` (a package may hold several).
+    public func artifact(_ component: String, _ target: String, method: String) -> [String: Any]? {
+        artifacts.first {
+            $0["component"] as? String == component && $0["target"] as? String == target
+                && ($0["methods"] as? [String: Any])?[method] != nil
+        }
+    }
+
+    /// The Core ML function that runs `method`: its own name in a package of several methods (a multifunction
+    /// package, e.g. the planner's token embedding and decoder, which share their tied matrix), nil (the
+    /// package's only function) otherwise.
+    public func function(_ component: String, _ target: String, method: String) -> String? {
+        ((artifact(component, target, method: method)?["methods"] as? [String: Any])?.count ?? 0) > 1 ? method : nil
+    }
+
     public func golden(_ component: String, target: String? = nil) -> [String: Any]? {
         golden.first { $0["component"] as? String == component && (target == nil || $0["target"] as? String == target) }
     }

@@ -280,4 +280,16 @@ final class VeraCoreTests: XCTestCase {
         try Data("x".utf8).write(to: copy.appendingPathComponent("renderer.pte"))
         XCTAssertThrowsError(try VeraBundle(directory: copy))
     }
+
+    /// The Core ML planner's token embedding and decoder are two functions of one package (their tied matrix stored once).
+    func testCoreMLPlannerMethodsResolveToTheirPackageAndFunction() {
+        let manifest = bundle.manifest
+        let languageModel = manifest.artifact("planner", "coreml", method: "token_embedding")?["path"] as? String
+        XCTAssertEqual(languageModel, "planner_language_model.mlpackage")
+        XCTAssertEqual(manifest.artifact("planner", "coreml", method: "text_decoder")?["path"] as? String, languageModel)
+        XCTAssertEqual(manifest.function("planner", "coreml", method: "token_embedding"), "token_embedding")
+        XCTAssertEqual(manifest.function("planner", "coreml", method: "text_decoder"), "text_decoder")
+        XCTAssertNil(manifest.function("planner", "coreml", method: "vision_encoder"))  // a package of one: its only function
+        XCTAssertNil(manifest.artifact("planner", "coreml", method: "text_decoder_with_hidden"))
+    }
 }
