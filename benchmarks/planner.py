@@ -122,6 +122,7 @@ def export_llama_cpp(checkpoint: Path, work: Path, method: str) -> dict:
 def export_child(checkpoint: Path, work: Path, method: str) -> dict:
     """Export one method's planner artifacts into the cache (this process)."""
     from vera_mobile.export.bundle import export_planner
+    from vera_mobile.export.planner_methods import PlannerCalibration
     from vera_mobile.models.checkpoint import load_planner
     from vera_mobile.tokenizer import Tokenizer
 
@@ -132,7 +133,8 @@ def export_child(checkpoint: Path, work: Path, method: str) -> dict:
     model, _ = load_planner(checkpoint)
     partial = artifact_sibling(work, method, ".partial")
     shutil.rmtree(partial, ignore_errors=True)  # left by an interrupted export
-    recipe, _ = export_planner(model, target, quant, partial, Tokenizer.from_dir(checkpoint), progress=lambda m: print(m, file=sys.stderr, flush=True))
+    calibration = PlannerCalibration(model, Tokenizer.from_dir(checkpoint))
+    recipe, _ = export_planner(model, target, quant, partial, calibration, progress=lambda m: print(m, file=sys.stderr, flush=True))
     partial.rename(artifact_dir(work, method))
     return {"export_s": time.perf_counter() - start, "export_peak_mib": peak_rss_mib(), "recipe": recipe}
 

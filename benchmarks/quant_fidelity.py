@@ -197,7 +197,7 @@ class Reference:
     text_argmax: np.ndarray  # [N - 1]: fp32's top-1 after each prefix
     prompts: list[np.ndarray]
     continuations: list[np.ndarray]  # fp32 greedy tokens per prompt
-    calibration: list[torch.Tensor]  # input embeddings of the calibration text, for the "search" recipes
+    power: dict[str, torch.Tensor]  # each linear's input mean square on the calibration text, for the "search" recipes
 
 
 @dataclass
@@ -278,6 +278,8 @@ def chat_ids(tokenizer, prompt: str) -> list[int]:
 
 
 def build_reference(model, tokenizer, args) -> Reference:
+    from vera_mobile.export.weight_scales import input_power
+
     words = TEXT_FILE.read_text(encoding="utf-8").split()
     text = " ".join(words)  # the license's layout (centred titles, indents) collapsed to single spaces
     text_ids = np.asarray(tokenizer(text, add_special_tokens=False)["input_ids"][: args.ppl_tokens], np.int64)
@@ -299,8 +301,8 @@ def build_reference(model, tokenizer, args) -> Reference:
     calibration_words = CALIBRATION_FILE.read_text(encoding="utf-8").split()
     calibration_ids = tokenizer(" ".join(calibration_words), add_special_tokens=False)["input_ids"][: args.ppl_tokens]
     with torch.no_grad():
-        calibration = [model.get_input_embeddings()(torch.tensor(calibration_ids))]
-    return Reference(text_ids, text_logits.argmax(-1).numpy(), prompts, continuations, calibration)
+        power = input_power(model, [model.get_input_embeddings()(torch.tensor(calibration_ids))])
+    return Reference(text_ids, text_logits.argmax(-1).numpy(), prompts, continuations, power)
 
 
 def reference_row(model, reference: Reference, variant: Variant) -> Row:
@@ -356,19 +358,19 @@ def run_variant(variant: Variant, model, reference: Reference, args, work_dir: P
             if not (args.reuse and path.exists()):
                 export_text_decoder_executorch(
                     model, path, variant.recipe, args.max_seq_len, variant.group_size, progress=report,
-                    calibration=reference.calibration,
+                    power=reference.power,
                 )
                 row.export_s = time.perf_counter() - start
             row.size_bytes = artifact_bytes([path])
             runtime = ExecuTorchLM(path)
-            eager = quantize_language_model(model, RECIPES[variant.recipe], variant.group_size, reference.calibration)
+            eager = quantize_language_model(model, RECIPES[variant.recipe], variant.group_size, reference.power)
         else:
             directory = work_dir / variant.key
             names = ("token_embedding", "text_decoder")
             paths = {name: directory / f"{name}.onnx" for name in names}
             if not (args.reuse and all(p.exists() for p in paths.values())):
                 paths = export_text_decoder_onnx(model, directory, args.max_seq_len, variant.recipe, progress=report,
-                                                 calibration=reference.calibration)
+                                                 power=reference.power)
                 row.export_s = time.perf_counter() - start
             row.size_bytes = artifact_bytes([*paths.values(), *weight_files(directory).values()])
             runtime = OnnxLM(paths)
@@ -437,9 +439,6 @@ def quantize_layers(model, rule: str, layer_types: tuple[str, ...], power: dict[
 
 def layer_study(model, reference: Reference) -> str:
     """Perplexity (one forward over the fixed text) with one layer type quantized at a time, then all."""
-    from vera_mobile.export.weight_scales import input_power
-
-    power = input_power(model, reference.calibration)
     ids = torch.from_numpy(reference.text_ids)[None]
     base = None
     lines = ["| layers quantized | " + " | ".join(STUDY_RULES) + " |", "|---" + "|---:" * len(STUDY_RULES) + "|"]
@@ -447,7 +446,7 @@ def layer_study(model, reference: Reference) -> str:
         cells = []
         for rule in STUDY_RULES:
             with torch.no_grad():
-                logits = quantize_layers(model, rule, types, power)(ids).logits[0, :-1].double()
+                logits = quantize_layers(model, rule, types, reference.power)(ids).logits[0, :-1].double()
             perplexity = math.exp(torch.nn.functional.cross_entropy(logits, ids[0, 1:]).item())
             if base is None:
                 with torch.no_grad():

@@ -50,6 +50,7 @@ from vera_mobile.targets import (
 from vera_mobile.views import REFERENCE_SIZE
 
 from .manifest import preprocessing_section, prompt_section, renderer_section
+from .planner_methods import PlannerCalibration
 from .reference import export_reference_coreml, export_reference_executorch, export_reference_onnx
 from .renderer import export_renderer_coreml, export_renderer_executorch, export_renderer_onnx
 
@@ -158,29 +159,29 @@ def planner_methods(model: Any, max_seq_len: int) -> dict[str, Any]:
 
 
 def export_planner(
-    model: Any, target: str, quant: str, directory: Path, tokenizer: Tokenizer, progress: Progress | None = None,
-    recipe: str | None = None,
+    model: Any, target: str, quant: str, directory: Path, calibration: PlannerCalibration,
+    progress: Progress | None = None, recipe: str | None = None,
 ) -> tuple[str, dict[str, Path]]:
     """Export the planner for one target at a bundle precision: (recipe, {method or file role: path}).
 
-    `recipe` overrides the target's recipe for `quant` (e.g. Core ML's "palettize4"). `tokenizer`
-    builds the calibration prompts of recipes that search their scales.
+    `recipe` overrides the target's recipe for `quant` (e.g. Core ML's "palettize4"). `calibration`
+    is measured, on first use, for the recipes that search their scales; pass one per model, so
+    that all its targets share that measurement.
     """
     from .planner_coreml import export_planner_coreml
     from .planner_executorch import export_planner_executorch
-    from .planner_methods import calibration_embeddings
     from .planner_onnx import export_planner_onnx, weight_files
 
     recipe = recipe or PLANNER_RECIPES[target][quant]
     directory.mkdir(parents=True, exist_ok=True)
     if target == "coreml":
         return recipe, export_planner_coreml(model, directory, recipe, CONTEXT_LENGTH, progress=progress)
-    calibration = calibration_embeddings(model, tokenizer) if recipe in SEARCHED_SCALE_RECIPES[target] else ()
+    power = calibration.power if recipe in SEARCHED_SCALE_RECIPES[target] else None
     if target == "executorch":
         path = export_planner_executorch(model, directory / "planner.pte", recipe, CONTEXT_LENGTH, progress=progress,
-                                         calibration=calibration, **EXECUTORCH_OPTIONS[quant])
+                                         power=power, **EXECUTORCH_OPTIONS[quant])
         return recipe, {"planner": path}
-    graphs = export_planner_onnx(model, directory, CONTEXT_LENGTH, recipe, progress=progress, calibration=calibration)
+    graphs = export_planner_onnx(model, directory, CONTEXT_LENGTH, recipe, progress=progress, power=power)
     return recipe, {**graphs, **weight_files(directory)}  # external weights: of a graph over 1 GiB, the tied matrix
 
 
@@ -197,11 +198,12 @@ def _planner_layers(artifacts: list[dict[str, Any]], quant: str) -> dict[str, di
 
 
 def _planner_artifacts(
-    model: Any, target: str, quant: str, staging: Path, tokenizer: Tokenizer, say: Progress, recipe: str | None = None
+    model: Any, target: str, quant: str, staging: Path, calibration: PlannerCalibration, say: Progress,
+    recipe: str | None = None,
 ) -> list[dict[str, Any]]:
     """Manifest entries of one target's planner; ONNX's decoder takes past/present K/V instead of
     input_pos, Core ML's keeps its K/V in states and takes int32 ids and positions."""
-    recipe, files = export_planner(model, target, quant, staging, tokenizer, say, recipe)
+    recipe, files = export_planner(model, target, quant, staging, calibration, say, recipe)
     methods = planner_methods(model, CONTEXT_LENGTH)
     entry = {"component": "planner", "target": target, "recipe": recipe}
     if target == "executorch":
@@ -323,6 +325,7 @@ def export_bundle(
     say("loading the checkpoint")
     model, report = load_planner(model_dir)
     tokenizer = Tokenizer.from_dir(model_dir)
+    calibration = PlannerCalibration(model, tokenizer)  # one measurement for every target that needs it
     folded = FoldedRenderer(model.renderer).eval()
     latent_size = 3 * model.config.latent_dim
 
@@ -340,7 +343,7 @@ def export_bundle(
             if target in PLANNER_RECIPES:
                 recipe = (coreml_recipe if target == "coreml" else None) or PLANNER_RECIPES[target][quant]
                 say(f"planner → {target} ({recipe})")
-                artifacts += _planner_artifacts(model, target, quant, staging, tokenizer, say, recipe)
+                artifacts += _planner_artifacts(model, target, quant, staging, calibration, say, recipe)
                 say(f"recording the {target} planner's golden vectors")
                 golden.append(_planner_golden(model, tokenizer, target, quant, staging))
             say(f"renderer → {target}")

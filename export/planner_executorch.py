@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -73,7 +73,7 @@ from vera_mobile.targets import EXECUTORCH_RECIPES as RECIPES
 from vera_mobile.targets import EXECUTORCH_VISION_RECIPES as VISION_RECIPES
 
 from . import planner_methods
-from .weight_scales import input_power, search_scales
+from .weight_scales import search_scales
 
 
 @contextmanager
@@ -136,14 +136,15 @@ def quantize_language_model(
     language_model: nn.Module,
     recipe: ExecuTorchRecipe,
     group_size: int | None,
-    calibration: Sequence[torch.Tensor] = (),
+    power: Mapping[str, torch.Tensor] | None = None,
 ) -> nn.Module:
     """A quantized copy of the Qwen2 model (the caller's model is left untouched).
 
     `group_size` is the int4 group width; None stores int4 weights per channel (one scale per
-    output row of a linear, per row of the embedding) instead of per group. `calibration` holds
-    input-embedding sequences [T, H] whose activations weight the scale search of a "search"
-    recipe (see export/weight_scales.py); without them the search weighs every channel alike.
+    output row of a linear, per row of the embedding) instead of per group. `power` maps the
+    linears' names in `language_model` to their inputs' mean squares (weight_scales.input_power
+    over calibration inputs), which weight the scale search of a "search" recipe (see
+    export/weight_scales.py); without it the search weighs every channel alike.
     """
     if recipe.linear is None and recipe.embedding_bits is None:
         return language_model
@@ -157,7 +158,6 @@ def quantize_language_model(
     if recipe.linear == "8da4w" or recipe.embedding_bits == 4:
         _check_group_size(language_model, group_size)
     int4_granularity = PerAxis(0) if group_size is None else PerGroup(group_size)
-    power = input_power(language_model, calibration) if recipe.scales == "search" and calibration else {}
     quantized = copy.deepcopy(language_model)
     if recipe.embedding_bits is not None:
         for module in quantized.modules():
@@ -182,7 +182,7 @@ def quantize_language_model(
             continue
         unquantized = lambda m, fqn, chosen=chosen: chosen(m, fqn) and not _is_quantized(m)  # noqa: E731
         if linear == "8da4w" and recipe.scales == "search":
-            quantize_int4_searched(quantized, unquantized, group_size, power, activations=True)
+            quantize_int4_searched(quantized, unquantized, group_size, power or {}, activations=True)
             continue
         int4 = linear == "8da4w"
         config = Int8DynamicActivationIntxWeightConfig(
@@ -201,7 +201,7 @@ def quantize_int4_searched(
     model: nn.Module,
     chosen: Callable[[nn.Module, str], bool],
     group_size: int | None,
-    power: dict[str, torch.Tensor],
+    power: Mapping[str, torch.Tensor],
     activations: bool,
 ) -> None:
     """Give each chosen module an int4 weight with searched group scales (in place).
@@ -356,7 +356,7 @@ def export_planner_executorch(
     progress: Callable[[str], None] | None = None,
     vision: str = "fp32",
     max_call_len: int | None = None,
-    calibration: Sequence[torch.Tensor] = (),
+    power: Mapping[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write the planner `.pte` (methods in the module docstring) lowered to XNNPACK; returns its path.
 
@@ -365,8 +365,8 @@ def export_planner_executorch(
     width (8da4w linears, 4-bit embeddings; None: per channel); int8 weights are per row.
     `max_seq_len` is the K/V cache length, `max_call_len` the most tokens one decoder call takes
     (default: the image tokens or MAX_CALL_TOKENS, whichever is more, so the stock runner can
-    prefill an image in one call). `calibration` weights a "search" recipe's scales
-    (`quantize_language_model`; planner_methods.calibration_embeddings gives the planner's own).
+    prefill an image in one call). `power` weights a "search" recipe's scales
+    (`quantize_language_model`; planner_methods.PlannerCalibration measures the planner's own).
     `progress` receives a line per export step. The file is written only once complete.
     """
     _check_arguments(recipe, max_seq_len)
@@ -376,7 +376,7 @@ def export_planner_executorch(
     metadata = _metadata(model, max_seq_len, max_call_len)
     model = model.eval()
     with _step(f"quantizing the language model ({recipe})", progress):
-        language_model = quantize_language_model(model.language_model, RECIPES[recipe], group_size, calibration)
+        language_model = quantize_language_model(model.language_model, RECIPES[recipe], group_size, power)
         head = quantize_retouch_head(model.retouch_head) if RECIPES[recipe].linear else model.retouch_head
     exported = _export_programs(model, language_model, vision, max_seq_len, max_call_len, head, progress)
     return _lower_and_write(exported, metadata, path, "planner", progress)
@@ -397,7 +397,7 @@ def export_text_decoder_executorch(
     max_seq_len: int = CONTEXT_LENGTH,
     group_size: int | None = EXECUTORCH_GROUP_SIZE,
     progress: Callable[[str], None] | None = None,
-    calibration: Sequence[torch.Tensor] = (),
+    power: Mapping[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write a causal LM's decoder alone as a `.pte` lowered to XNNPACK; returns its path.
 
@@ -406,7 +406,7 @@ def export_text_decoder_executorch(
     Methods: `token_embedding` and `text_decoder_with_hidden`, as in the planner program, and the
     runner constants `get_max_seq_len`, `get_max_context_len`, `get_vocab_size`, `get_bos_id`
     and `get_eos_ids` (the last two only where the model's config names them). `recipe` and
-    `group_size` and `calibration` as in `export_planner_executorch`, except that `group_size=None` stores int4
+    `group_size` and `power` as in `export_planner_executorch`, except that `group_size=None` stores int4
     weights per channel. The caller's model is not modified.
     """
     _check_arguments(recipe, max_seq_len)
@@ -423,7 +423,7 @@ def export_text_decoder_executorch(
         metadata["get_eos_ids"] = [int(token) for token in ([eos] if isinstance(eos, int) else eos)]
     language_model = language_model.eval()
     with _step(f"quantizing the language model ({recipe})", progress):
-        quantized = quantize_language_model(language_model, RECIPES[recipe], group_size, calibration)
+        quantized = quantize_language_model(language_model, RECIPES[recipe], group_size, power)
     programs = _language_model_programs(
         quantized, max_seq_len, ("text_decoder_with_hidden",), _call_length(None, max_seq_len)
     )

@@ -15,6 +15,7 @@ vera_mobile.targets.PLANNER_METHOD_IO's too.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import torch
@@ -29,6 +30,8 @@ from vera_mobile.runtime.torch_backend import TorchPlanner
 from vera_mobile.targets import PLANNER_METHOD_IO
 from vera_mobile.tokenizer import Tokenizer
 from vera_mobile.views import planner_view
+
+from .weight_scales import input_power
 
 # What a quantizer's calibration runs through the language model: the planner's own prompts on a
 # bundled photo (benchmarks/planner.py measures on the other one, sample_coffee.jpg).
@@ -118,3 +121,16 @@ def calibration_embeddings(model: VeraPlanner, tokenizer: Tokenizer) -> list[tor
         ids = tokenizer.encode_prompt(request.full_prompt())
         sequences.append(torch.from_numpy(prompt_embeddings(backend, ids, features)))
     return sequences
+
+
+class PlannerCalibration:
+    """What the searched-scale recipes weigh their int4 scales by (export/weight_scales.py): the
+    mean square of each language-model linear's input over `calibration_embeddings`. Measured on
+    first use and kept, so a bundle whose targets all search their scales calibrates once."""
+
+    def __init__(self, model: VeraPlanner, tokenizer: Tokenizer) -> None:
+        self.model, self.tokenizer = model, tokenizer
+
+    @cached_property
+    def power(self) -> dict[str, torch.Tensor]:
+        return input_power(self.model.language_model, calibration_embeddings(self.model, self.tokenizer))

@@ -75,7 +75,7 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -149,17 +149,18 @@ def export_planner_onnx(
     max_seq_len: int = CONTEXT_LENGTH,
     quant: Quant = "fp32",
     progress: Callable[[str], None] | None = None,
-    calibration: Sequence[torch.Tensor] = (),
+    power: Mapping[str, torch.Tensor] | None = None,
 ) -> dict[str, Path]:
     """Write the four planner graphs into `out_dir` with recipe `quant`; returns {graph name: .onnx path}.
 
-    `calibration` holds input-embedding sequences that weight int4-search's scales
-    (planner_methods.calibration_embeddings); without them every channel weighs alike.
+    `power` maps the language model's linears to their inputs' mean squares, which weight
+    int4-search's scales (planner_methods.PlannerCalibration measures the planner's own; see
+    export/weight_scales.py); without it every channel weighs alike.
     `progress` receives one line per step. Graphs over EXTERNAL_DATA_BYTES of weights (the
     full-size fp32 decoder) keep them in a `<name>.onnx.data` file next to the graph.
     """
     _check_arguments(model, max_seq_len, quant, "load_planner(..., dtype=torch.float32) for the planner")
-    searched = _SearchedInt4(model.language_model, calibration)
+    searched = _SearchedInt4(model.language_model, power)
     return _write_graphs(_graphs(model, max_seq_len), out_dir, max_seq_len, quant, progress, searched)
 
 
@@ -169,17 +170,17 @@ def export_text_decoder_onnx(
     max_seq_len: int = CONTEXT_LENGTH,
     quant: Quant = "fp32",
     progress: Callable[[str], None] | None = None,
-    calibration: Sequence[torch.Tensor] = (),
+    power: Mapping[str, torch.Tensor] | None = None,
 ) -> dict[str, Path]:
     """Write token_embedding.onnx and text_decoder.onnx of a causal LM into `out_dir`; returns their paths.
 
     `language_model` is a transformers Qwen2/Llama-style `...ForCausalLM` in float32; the graphs,
-    their I/O names, the recipes and `calibration` are the planner's (module docstring,
+    their I/O names, the recipes and `power` are the planner's (module docstring,
     `export_planner_onnx`), so `OnnxPlanner`'s `embed`/`decode` conventions apply to them.
     """
     _check_arguments(language_model, max_seq_len, quant, "dtype=torch.float32")
     graphs = _language_model_graphs(language_model, max_seq_len)
-    return _write_graphs(graphs, out_dir, max_seq_len, quant, progress, _SearchedInt4(language_model, calibration))
+    return _write_graphs(graphs, out_dir, max_seq_len, quant, progress, _SearchedInt4(language_model, power))
 
 
 def _check_arguments(model: nn.Module, max_seq_len: int, quant: str, how: str) -> None:
@@ -358,16 +359,13 @@ class _SearchedInt4:
     """int4-search's decoder pass: each MatMul whose constant weight is one of the language
     model's linears becomes a MatMulNBits with searched int4 scales (lm_head: 8 bits)."""
 
-    def __init__(self, language_model: nn.Module, calibration: Sequence[torch.Tensor]) -> None:
-        self.language_model, self.calibration = language_model, calibration
+    def __init__(self, language_model: nn.Module, power: Mapping[str, torch.Tensor] | None) -> None:
+        self.language_model, self.power = language_model, power or {}
         self.head_weight = language_model.get_output_embeddings().weight.detach()
         self.tied = planner_methods.tied_embedding(language_model)
 
     def quantize(self, source: Path, destination: Path, table: _TiedTable | None) -> None:
         """Quantize the decoder graph `source` into `destination`; lm_head reads `table` when given."""
-        from .weight_scales import input_power
-
-        power = input_power(self.language_model, self.calibration) if self.calibration else {}
         head = self.language_model.get_output_embeddings()
         # The exported MatMul holds W.T of its linear: recognised by value, whatever the exporter named it.
         linears = {_digest(m.weight.detach().T.contiguous().numpy()): (name, m)
@@ -387,7 +385,7 @@ class _SearchedInt4:
                 _replace_with_matmul_nbits(model.graph, node, levels, scales, TIED_TABLE_BITS)
             else:
                 bits = 8 if module is head else 4
-                levels, scales = _block_quantize(module.weight.detach(), bits, power.get(name) if bits == 4 else None)
+                levels, scales = _block_quantize(module.weight.detach(), bits, self.power.get(name) if bits == 4 else None)
                 prefix = weight.name
                 _replace_with_matmul_nbits(model.graph, node, _initializer(f"{prefix}.q{bits}", levels),
                                            _initializer(f"{prefix}.scales", scales.reshape(-1)), bits)

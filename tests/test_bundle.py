@@ -165,28 +165,42 @@ def test_coreml_recipe_can_be_chosen(tiny_checkpoint, tmp_path):
 
 
 @pytest.mark.slow  # minutes of export; the default suite stays under 20 minutes
-def test_int4_executorch_bundle_calibrates_its_scales_and_records_each_layer_type(tiny_checkpoint, tmp_path,
-                                                                                   monkeypatch):
-    from vera_mobile.export import planner_methods
-    from vera_mobile.targets import EXECUTORCH_RECIPES, PLANNER_RECIPES
+def test_int4_bundle_calibrates_once_for_both_searched_planners_and_records_each_layer_type(tiny_checkpoint, tmp_path,
+                                                                                           monkeypatch):
+    from vera_mobile.export import planner_executorch, planner_methods, planner_onnx
+    from vera_mobile.targets import EXECUTORCH_RECIPES, ONNX_RECIPES, PLANNER_RECIPES, SEARCHED_SCALE_RECIPES
 
-    calls = []
+    recipes = {target: PLANNER_RECIPES[target]["int4"] for target in ("executorch", "onnx")}
+    assert all(recipe in SEARCHED_SCALE_RECIPES[target] for target, recipe in recipes.items())
+    calls, powers = [], {}
     real = planner_methods.calibration_embeddings
     monkeypatch.setattr(planner_methods, "calibration_embeddings",
                         lambda *args: calls.append(args) or real(*args))
+
+    def recording_power(target, exporter):
+        def export(*args, **kwargs):
+            powers[target] = kwargs["power"]
+            return exporter(*args, **kwargs)
+        return export
+
+    for target, module, name in (("executorch", planner_executorch, "export_planner_executorch"),
+                                 ("onnx", planner_onnx, "export_planner_onnx")):
+        monkeypatch.setattr(module, name, recording_power(target, getattr(module, name)))
     out = tmp_path / "int4"
-    assert main(["export", "--model", str(tiny_checkpoint), "--targets", "executorch", "--quant", "int4",
+    assert main(["export", "--model", str(tiny_checkpoint), "--targets", "executorch,onnx", "--quant", "int4",
                  "--out", str(out)]) == 0
-    assert len(calls) == 1  # the planner's own prompts on the calibration photo, once per export
+    assert len(calls) == 1  # the planner's own prompts on the calibration photo, once per bundle
+    assert powers["executorch"] and powers["executorch"] is powers["onnx"]  # both planners weigh their scales by it
     sequences = real(*calls[0])
     assert len(sequences) == len(planner_methods.CALIBRATION_REQUESTS)
     assert all(s.ndim == 2 and s.shape[0] > 64 for s in sequences)  # image tokens and prompt, [T, H]
     quantization = load_bundle(out).manifest["quantization"]
-    recipe = PLANNER_RECIPES["executorch"]["int4"]
-    assert quantization["planner"] == {"executorch": recipe}
+    assert quantization["planner"] == recipes
     assert quantization["planner_layers"] == {
-        "executorch": {**EXECUTORCH_RECIPES[recipe].layer_types(), "vision_encoder": "8da8w"}}
-    assert check_bundle(out, "executorch") == {"renderer": [], "planner": []}
+        "executorch": {**EXECUTORCH_RECIPES[recipes["executorch"]].layer_types(), "vision_encoder": "8da8w"},
+        "onnx": dict(ONNX_RECIPES[recipes["onnx"]])}
+    for target in recipes:
+        assert check_bundle(out, target) == {"renderer": [], "planner": []}
 
 
 def test_int4_onnx_bundle_lists_the_tied_matrix_once_and_replays_its_golden(tiny_checkpoint, tmp_path):

@@ -36,6 +36,15 @@ def reference(language_model):
     return out.logits[0].numpy(), out.hidden_states[-1][0].numpy()
 
 
+@pytest.fixture(scope="module")
+def power(language_model):
+    """Input power of each linear for the searched-scale recipes, measured on other ids than the
+    checks': the searched scales come from activations, not the answer."""
+    from vera_mobile.export.weight_scales import input_power
+
+    return input_power(language_model, [language_model.model.embed_tokens(torch.arange(5, 29)).detach()])
+
+
 def _load_pte(path):
     import executorch.kernels.quantized  # noqa: F401
     from executorch.runtime import Runtime
@@ -125,13 +134,11 @@ def test_bad_text_decoder_export_arguments_are_input_errors(language_model, tmp_
 
 
 @pytest.mark.parametrize("recipe", [pytest.param("8da4w-search", marks=pytest.mark.slow), "8da4w-search-head8"])
-def test_executorch_searched_scales_lower_like_their_eager_model(language_model, tmp_path, recipe):
-    # Calibration on other ids than the check's: the searched scales come from activations, not the answer.
-    calibration = [language_model.model.embed_tokens(torch.arange(5, 29)).detach()]
+def test_executorch_searched_scales_lower_like_their_eager_model(language_model, power, tmp_path, recipe):
     path = export_text_decoder_executorch(
-        language_model, tmp_path / "lm.pte", recipe=recipe, max_seq_len=MAX_SEQ_LEN, calibration=calibration
+        language_model, tmp_path / "lm.pte", recipe=recipe, max_seq_len=MAX_SEQ_LEN, power=power
     )
-    eager = quantize_language_model(language_model, RECIPES[recipe], 32, calibration)
+    eager = quantize_language_model(language_model, RECIPES[recipe], 32, power)
     minmax = quantize_language_model(language_model, RECIPES["8da4w-emb4"], 32)
     down = ("model", "layers", "0", "mlp", "down_proj")
     searched_scale, minmax_scale = (eager.get_submodule(".".join(down)).weight.scale,
@@ -146,15 +153,14 @@ def test_executorch_searched_scales_lower_like_their_eager_model(language_model,
         assert cosine > 0.9999
 
 
-def test_onnx_int4_search_packs_the_searched_grid_into_matmul_nbits(language_model, tmp_path):
+def test_onnx_int4_search_packs_the_searched_grid_into_matmul_nbits(language_model, power, tmp_path):
     import onnx
     import onnxruntime as ort
 
-    from vera_mobile.export.weight_scales import input_power, search_scales
+    from vera_mobile.export.weight_scales import search_scales
 
-    calibration = [language_model.model.embed_tokens(torch.arange(5, 29)).detach()]
     paths = export_text_decoder_onnx(language_model, tmp_path / "onnx", max_seq_len=MAX_SEQ_LEN, quant="int4-search",
-                                     calibration=calibration)
+                                     power=power)
     graph = onnx.load(str(paths["text_decoder"])).graph
     bits = sorted(next(a.i for a in node.attribute if a.name == "bits") for node in graph.node
                   if node.op_type == "MatMulNBits")
@@ -165,7 +171,6 @@ def test_onnx_int4_search_packs_the_searched_grid_into_matmul_nbits(language_mod
 
     # The same grid in float (searched int4 scales; lm_head 8-bit, largest / 127 per block of 32) in
     # transformers must give ONNX Runtime's logits: the packing and the nibble order are right.
-    power = input_power(language_model, calibration)
     expected_model = copy.deepcopy(language_model)
     expected_model.lm_head.weight = torch.nn.Parameter(expected_model.lm_head.weight.detach().clone())
     for name, module in expected_model.named_modules():
