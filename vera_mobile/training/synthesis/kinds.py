@@ -30,10 +30,11 @@ CASTS = ("warm", "cool", "magenta", "green")
 # smaller than the photos' own colour spread and cannot be read from the photo (RESULTS.md,
 # "Why the colour cast is missed").
 CAST_RANGE = (60, 100)
+TEMPERATURE, TINT = "IncrementalTemperature", "IncrementalTint"  # the white-balance sliders a cast moves
 _PROBE = sum(CAST_RANGE) // 2
 # One clear shift per cast direction, the middle of CAST_RANGE: the probes of the cast-sensitivity checks.
-CAST_PROBES = {"warm": {"IncrementalTemperature": _PROBE}, "cool": {"IncrementalTemperature": -_PROBE},
-               "magenta": {"IncrementalTint": _PROBE}, "green": {"IncrementalTint": -_PROBE}}
+CAST_PROBES = {"warm": {TEMPERATURE: _PROBE}, "cool": {TEMPERATURE: -_PROBE},
+               "magenta": {TINT: _PROBE}, "green": {TINT: -_PROBE}}
 BAND_MIN_COVERAGE = 0.08  # a band must cover this share of the photo (chroma-weighted) to be degraded
 MILD_SHARE = 0.3  # share of degradation amounts drawn below each kind's range (down to half its low end)
 COLOURFUL_MIN_COVERAGE = 0.1  # below this total band coverage (a near-monochrome photo) no saturation kinds
@@ -111,9 +112,9 @@ def sample_kind(kind: str, rng: np.random.Generator, band: str | None = None) ->
             out["Shadows2012"] = _amount(rng, 20, 50, -1)
         return out
     if kind in ("warm", "cool"):
-        return {"IncrementalTemperature": _signed(rng, *CAST_RANGE, 1 if kind == "warm" else -1)}
+        return {TEMPERATURE: _signed(rng, *CAST_RANGE, 1 if kind == "warm" else -1)}
     if kind in ("magenta", "green"):
-        return {"IncrementalTint": _signed(rng, *CAST_RANGE, 1 if kind == "magenta" else -1)}
+        return {TINT: _signed(rng, *CAST_RANGE, 1 if kind == "magenta" else -1)}
     if kind == "dull":
         return {"Saturation": _amount(rng, 20, 50, -1)} if rng.random() < 0.5 else {"Vibrance": _amount(rng, 40, 80, -1)}
     if kind == "oversaturated":

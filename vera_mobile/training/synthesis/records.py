@@ -14,8 +14,8 @@ from ...errors import InputError
 from ...prompts import SLIDER_GROUPS, validate_params
 from ..recipe import CLEAN_SHARE, WB_JITTER
 from .inverse import FIT_STEPS, fit_inverse
-from .kinds import (CAST_RANGE, COLOURFUL_MIN_COVERAGE, DEFAULT_SIZE, _signed, band_coverage, degradation_for, develop_uint8,
-                    load_working_photo, pick_band, sample_kinds)
+from .kinds import (CAST_RANGE, COLOURFUL_MIN_COVERAGE, DEFAULT_SIZE, TEMPERATURE, TINT, _signed, band_coverage,
+                    degradation_for, develop_uint8, load_working_photo, pick_band, sample_kinds)
 from .reasoning import format_reasoning, plan_sentences, problem_sentences, true_directions
 
 MODES = ("auto", "style", "param")
@@ -176,7 +176,7 @@ def synthesize(
         if wb_jitter:  # its own random stream, so the records' sampling is the same with or without jitter
             jitter_rng = np.random.default_rng([seed, index, _JITTER_STREAM])
             meta["wb_jitter"] = {name: float(round(jitter_rng.uniform(-wb_jitter, wb_jitter)))
-                                 for name in ("IncrementalTemperature", "IncrementalTint")}
+                                 for name in (TEMPERATURE, TINT)}
             original = develop_uint8(original, meta["wb_jitter"])
         if mode == "auto" and rng.random() < clean_share:
             yield make_clean_record(original, **meta)
