@@ -254,3 +254,44 @@ def test_colour_statistics_read_white_balance_not_exposure_or_padding(real_views
     padded = torch.zeros(3, 256, 320)
     padded[..., 32:288] = coffee
     assert torch.allclose(colour_statistics(padded[None])[0], stats[0], atol=1e-3)  # black padding carries nothing
+
+
+def test_augmented_views_are_crops_and_mirror_images_with_the_photos_colour(real_views):
+    from vera_mobile.training.data import augment_views, colour_statistics
+
+    coffee = real_views[2]
+    views = coffee[None].repeat(8, 1, 1, 1)
+    out = augment_views(views, np.random.default_rng(0), min_area=0.5)
+    assert out.shape == views.shape and 0 <= out.min() and out.max() <= 1
+    assert len({o.sum().item() for o in out}) == 8  # every step sees a different view of the photo
+    # a crop keeps the photo's white balance, give or take its content (the record's cast holds for any crop)
+    assert torch.allclose(colour_statistics(out)[:, :2], colour_statistics(coffee[None])[:, :2], atol=0.03)
+    # mirror images, about half the time: a view white on its left, black on its right
+    halves = torch.zeros(8, 3, 64, 64)
+    halves[..., :32] = 1
+    out = augment_views(halves, np.random.default_rng(1), min_area=0.5)
+    left, right = out[..., :8].mean((1, 2, 3)), out[..., -8:].mean((1, 2, 3))
+    assert ((left - right).abs() > 0.99).all() and 0 < (right > left).sum() < 8
+
+
+def test_view_augmentation_is_applied_to_every_planner_step_when_asked(dataset, tmp_path, monkeypatch):
+    from vera_mobile.builtin import resolve_model
+    from vera_mobile.training import train as train_module
+
+    calls, with_views = [], []
+    real_augment, real_batch = train_module.augment_views, train_module.planner_batch
+    monkeypatch.setattr(train_module, "augment_views", lambda views, *a: calls.append(len(views)) or real_augment(views, *a))
+
+    def batch_spy(*args, **kwargs):
+        batch = real_batch(*args, **kwargs)
+        if batch.views.numel():
+            with_views.append(len(batch.views))
+        return batch
+
+    monkeypatch.setattr(train_module, "planner_batch", batch_spy)
+    options = TrainOptions(data=[str(dataset)], out=str(tmp_path / "model"), work=str(tmp_path / "work"),
+                           init=str(resolve_model("nano")), planner_steps=3, planner_batch=2, pixels=64, warmup=1,
+                           threads=2, augment_views=True)
+    out = train(options, progress=False)
+    assert calls and calls == with_views  # every batch with views, each view once
+    assert json.loads((out / "training.json").read_text())["options"]["augment_views"] is True

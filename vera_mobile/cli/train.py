@@ -23,6 +23,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--colour-weight", type=float,
                    help=f"weight of the auxiliary loss that makes the image embeddings carry the view's colour "
                         f"statistics (default {COLOUR_WEIGHT:g}; 0 = off)")
+    p.add_argument("--augment-views", action="store_true", default=None,
+                   help="show the planner each photo as random crops and mirror images, so it cannot recognise "
+                        "a training photo by its exact view (default off)")
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {LEARNING_RATE:g})")
     p.add_argument("--init", help="fine-tune this trained nano model folder instead of training from scratch: "
                                   "its reference model and tokenizer are kept, only the planner stage runs")
@@ -35,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from ..training.train import TrainOptions, train
 
     chosen = {name: getattr(args, name) for name in
-              ("reference_steps", "planner_steps", "planner_batch", "diagnosis_weight", "colour_weight", "lr", "init",
-               "threads")
+              ("reference_steps", "planner_steps", "planner_batch", "diagnosis_weight", "colour_weight", "augment_views", "lr",
+               "init", "threads")
               if getattr(args, name) is not None}
     check_new_folder(args.out, args.overwrite)
     options = TrainOptions(data=list(args.data), out=args.out, work=args.work, seed=args.seed, **chosen)

@@ -166,6 +166,27 @@ def planner_batch(
     )
 
 
+def augment_views(views: torch.Tensor, rng: np.random.Generator, min_area: float) -> torch.Tensor:
+    """[V, 3, S, S] views -> each a random crop (area share in [min_area, 1], aspect 3:4 to 4:3),
+    resized back to S x S, mirrored left-right half the time.
+
+    The problems a record names are global (a cast, an exposure), so they hold for any crop.
+    """
+    size = views.shape[-1]
+    out = []
+    for view in views:
+        area = rng.uniform(min_area, 1.0)
+        aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+        width = min(size, round(size * np.sqrt(area * aspect)))
+        height = min(size, round(size * np.sqrt(area / aspect)))
+        left, top = rng.integers(0, size - width + 1), rng.integers(0, size - height + 1)
+        crop = view[None, :, top : top + height, left : left + width]
+        crop = torch.nn.functional.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False,
+                                               antialias=True)[0].clamp(0, 1)
+        out.append(crop.flip(-1) if rng.random() < 0.5 else crop)
+    return torch.stack(out)
+
+
 @dataclass
 class ReferenceBatch:
     ref_before: torch.Tensor  # [B, 3, R, R] in [-1, 1], BGR

@@ -14,3 +14,8 @@ CLEAN_SHARE = 0.15  # share of auto records whose photo is left clean: the model
 # IncrementalTemperature and IncrementalTint uniform in +-WB_JITTER, before anything else, so a
 # photo's remembered colour cannot tell a cast apart (RESULTS.md, "White-balance jitter").
 WB_JITTER = 0.0
+# Off by default (Nano 2 was trained without): each planner step shows every photo as a random crop
+# (at least this share of the view's area, aspect 3:4 to 4:3) resized back, mirrored half the time,
+# so the model cannot recognise a training photo by its exact view (RESULTS.md, "View augmentation").
+AUGMENT_VIEWS = False
+VIEW_CROP_MIN_AREA = 0.5

@@ -57,9 +57,10 @@ from ..prompts import SECTION_TOKENS
 from ..tokenizer import Tokenizer
 from . import nano
 from .checkpoints import StageState, checkpoint_path, load_stage, refuse_pickles, save_stage
-from .data import (COLOUR_STATISTICS, Example, colour_statistics, corpus, load_examples, planner_batch, read_datasets,
-                   reference_batch)
-from .recipe import COLOUR_WEIGHT, DIAGNOSIS_WEIGHT, LEARNING_RATE, PLANNER_BATCH, PLANNER_STEPS, REFERENCE_STEPS
+from .data import (COLOUR_STATISTICS, Example, augment_views, colour_statistics, corpus, load_examples, planner_batch,
+                   read_datasets, reference_batch)
+from .recipe import (AUGMENT_VIEWS, COLOUR_WEIGHT, DIAGNOSIS_WEIGHT, LEARNING_RATE, PLANNER_BATCH, PLANNER_STEPS,
+                     REFERENCE_STEPS, VIEW_CROP_MIN_AREA)
 from .train_tower import TrainFastViT, folded_tower
 from .vision_init import init_vision_tower
 
@@ -87,6 +88,7 @@ class TrainOptions:
     pixel_weight: float = 10.0
     diagnosis_weight: float = DIAGNOSIS_WEIGHT  # applied in data.planner_batch
     colour_weight: float = COLOUR_WEIGHT  # auxiliary loss: the image embeddings must carry colour_statistics
+    augment_views: bool = AUGMENT_VIEWS  # planner views as random crops / mirror images (data.augment_views)
     init: str | None = None  # a trained nano model to fine-tune (stage 1 skipped, tower trained folded)
     warmup: int = 100
     checkpoint_every: int = 200
@@ -280,6 +282,8 @@ def train(options: TrainOptions, progress: bool = True) -> Path | None:
                               problem_sections, options.diagnosis_weight)
         embeds = planner.embed_tokens(batch.ids)
         colour = torch.zeros(())
+        if batch.views.numel() and options.augment_views:
+            batch.views = augment_views(batch.views, stage2.rng, VIEW_CROP_MIN_AREA)
         if batch.views.numel():
             features = planner.encode_image(batch.views)
             embeds = embeds.masked_scatter(batch.image_slots[..., None], features.to(embeds.dtype))
