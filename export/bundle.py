@@ -186,7 +186,7 @@ def export_planner(
 
 
 def _planner_layers(artifacts: list[dict[str, Any]], quant: str) -> dict[str, dict[str, str]]:
-    """The ExecuTorch and ONNX planners' recipe per layer type (their recipes name a mix; Core ML's do not)."""
+    """Each planner target's recipe per layer type (a recipe's name alone does not say it)."""
     layers = {}
     for artifact in artifacts:
         if artifact["component"] == "planner" and artifact["target"] == "executorch":
@@ -194,6 +194,8 @@ def _planner_layers(artifacts: list[dict[str, Any]], quant: str) -> dict[str, di
             layers["executorch"] = {**EXECUTORCH_RECIPES[artifact["recipe"]].layer_types(), "vision_encoder": vision}
         elif artifact["component"] == "planner" and artifact["target"] == "onnx":
             layers["onnx"] = dict(ONNX_RECIPES[artifact["recipe"]])
+        elif artifact["component"] == "planner" and artifact["target"] == "coreml":
+            layers["coreml"] = dict(COREML_RECIPES[artifact["recipe"]])
     return layers
 
 

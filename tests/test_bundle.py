@@ -32,6 +32,7 @@ def test_manifest_validates_against_the_schema(bundle):
         ("renderer", "executorch"), ("renderer", "onnx"), ("renderer", "coreml"),
         ("planner", "executorch"), ("planner", "onnx"), ("planner", "coreml")}
     assert manifest["quantization"]["planner"] == {"executorch": "fp32", "onnx": "fp32", "coreml": "fp16"}
+    assert set(manifest["quantization"]["planner_layers"]) == {"executorch", "onnx", "coreml"}
     # the prompt facts the apps rely on are the SDK's own, byte for byte
     example = manifest["prompts"]["param_rules"]["example"]
     assert example["prompt"] == Request("param", params=example["params"]).full_prompt()
@@ -155,11 +156,15 @@ def test_coreml_planner_entries_describe_the_packages(bundle):
 @pytest.mark.slow  # minutes of export; the default suite stays under 20 minutes
 def test_coreml_recipe_can_be_chosen(tiny_checkpoint, tmp_path):
     from vera_mobile.export.planner_coreml import inspect_planner_coreml
+    from vera_mobile.targets import COREML_RECIPES
 
     out = tmp_path / "palettized"
     assert main(["export", "--model", str(tiny_checkpoint), "--targets", "coreml", "--quant", "int4",
                  "--coreml-recipe", "palettize4", "--out", str(out)]) == 0
-    assert load_bundle(out).manifest["quantization"]["planner"] == {"coreml": "palettize4"}
+    quantization = load_bundle(out).manifest["quantization"]
+    assert quantization["planner"] == {"coreml": "palettize4"}
+    assert quantization["planner_layers"] == {"coreml": COREML_RECIPES["palettize4"]}
+    assert quantization["planner_layers"]["coreml"]["lm_head"].startswith("4-bit look-up tables")
     decoder = inspect_planner_coreml(out / "planner_language_model.mlpackage", "text_decoder")
     assert decoder["compression"]["constexpr_lut_to_dense"] > 0
 

@@ -159,18 +159,30 @@ SEARCHED_SCALE_RECIPES = {
 
 # --- Core ML ---------------------------------------------------------------------------------------
 
-# Recipe -> what it does. Weights only (the decoder's linears, lm_head and the token embedding);
-# the vision encoder, the retouch head, norms and RoPE tables stay fp16.
-COREML_RECIPES = {
-    "fp16": "fp16 weights and compute everywhere",
-    "int4-block32": "symmetric int4, one fp16 scale per block of 32 input channels",
-    "int4-block32-head8": "int4-block32, but lm_head (and a token embedding tied to it: one stored copy) "
-                          "symmetric int8 with one fp16 scale per output channel",
-    "palettize4": "4-bit look-up tables, one 16-entry table per group of 16 output channels",
-    "int8-channel": "symmetric int8, one fp16 scale per output channel",
-}
 COREML_BLOCK_SIZE = 32  # int4-block32: input channels per scale
 COREML_PALETTE_GROUP = 16  # palettize4: output channels per look-up table
+_COREML_INT4 = f"symmetric int4, one fp16 scale per block of {COREML_BLOCK_SIZE} input channels"
+_COREML_INT8 = "symmetric int8, one fp16 scale per output channel"
+_COREML_PALETTE = f"4-bit look-up tables, one 16-entry table per group of {COREML_PALETTE_GROUP} output channels"
+# A token embedding tied to lm_head is the head's matrix, stored once in the language-model package.
+_COREML_TIED = "tied to lm_head: the head's stored weights; untied: "
+
+
+def _coreml_layers(linears: str, head: str | None = None) -> dict[str, str]:
+    """Recipe per layer type: weights only; the vision encoder and retouch head stay fp16."""
+    return {"vision_encoder": "fp16", "decoder_linears": linears, "lm_head": head or linears,
+            "token_embedding": _COREML_TIED + linears, "retouch_head": "fp16"}
+
+
+# Recipe -> what it does to each layer type (the manifest's `quantization.planner_layers`). Norms and
+# RoPE tables stay fp16; compute is fp16 throughout.
+COREML_RECIPES = {
+    "fp16": _coreml_layers("fp16"),
+    "int4-block32": _coreml_layers(_COREML_INT4),
+    "int4-block32-head8": _coreml_layers(_COREML_INT4, head=_COREML_INT8),
+    "palettize4": _coreml_layers(_COREML_PALETTE),
+    "int8-channel": _coreml_layers(_COREML_INT8),
+}
 # Precisions of the Core ML renderer packages; inputs and outputs stay float32 at either.
 COREML_RENDERER_PRECISIONS = ("float16", "float32")
 

@@ -29,7 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help=f"planner weights (default {DEFAULT_PRECISION}; {INT8_FIDELITY_CLAIM}): {recipes}".replace("%", "%%"))
     p.add_argument("--coreml-recipe", choices=tuple(COREML_RECIPES),
                    help="Core ML planner recipe instead of the one --quant implies: "
-                        + "; ".join(f"{name} = {what}" for name, what in COREML_RECIPES.items()))
+                        + "; ".join(f"{name} = linears {layers['decoder_linears']}"
+                                    + (f", lm_head {layers['lm_head']}" if layers["lm_head"] != layers["decoder_linears"] else "")
+                                    for name, layers in COREML_RECIPES.items()))
     p.add_argument("--out", required=True, help="new bundle folder (must not exist or be empty)")
     return p
 
