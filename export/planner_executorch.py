@@ -34,7 +34,10 @@ linear configs would leave the convolutions, most of its weights, alone). The re
 with `fp32` and 8da8w with every quantized recipe. Quantized embeddings run on ExecuTorch's quantized kernels, which every runtime loading
 such a program must register: `import executorch.kernels.quantized` in Python (the stock runner
 included), the quantized ops library in an app's ExecuTorch build ("Missing operator:
-quantized_decomposed::embedding_byte.out" otherwise).
+quantized_decomposed::embedding_byte.out" otherwise). The decoder's K/V cache and attention run on
+ExecuTorch's LLM kernels (`LlmKernelDecoder`), which a runtime registers the same way:
+`import executorch.extension.llm.custom_ops.custom_ops` in Python, the LLM custom ops library in an
+app's build (ExecuTorch's Android AAR has it).
 
 With this `.pte` and `tokenizer.json`, the stock `MultimodalRunner` (executorch.extension.llm.runner)
 generates our greedy text when given: inputs [text before `<image>`, the planner view as a float
@@ -66,7 +69,7 @@ import torch
 from torch import nn
 
 from vera_mobile.errors import InputError
-from vera_mobile.models.kv_decoder import StaticCacheDecoder
+from vera_mobile.models.kv_decoder import DecoderCore, rms_norm
 from vera_mobile.models.planner import VeraPlanner
 from vera_mobile.targets import CONTEXT_LENGTH, EXECUTORCH_GROUP_SIZE, MAX_CALL_TOKENS, ExecuTorchRecipe
 from vera_mobile.targets import EXECUTORCH_RECIPES as RECIPES
@@ -91,14 +94,56 @@ def _step(what: str, progress: Callable[[str], None] | None = None) -> Iterator[
 # --- The programs --------------------------------------------------------------------------------
 
 
+class LlmKernelDecoder(nn.Module):
+    """The Qwen2 decoder on ExecuTorch's LLM kernels: forward(embeds [1,T,H], input_pos [T]) -> (logits, hidden).
+
+    K/V live in buffers [1, max_seq_len, kv_heads, d] that `llama::update_cache` writes in place at
+    `input_pos[0]`, and `llama::custom_sdpa` attends, causally, to the positions written so far
+    only. The plain form (models/kv_decoder.py's `StaticCacheDecoder`) attends over every cache slot
+    with a mask, in portable kernels: at full size's layer shapes, with 4 layers, the kernels made
+    decode and prefill 1.6x faster (benchmarks/RESULTS.md, "ExecuTorch's LLM kernels"). The
+    positions of one call must be consecutive (ours and the stock runner's always are). A runtime
+    must register the kernels (module docstring).
+    """
+
+    def __init__(self, language_model: nn.Module, max_seq_len: int) -> None:
+        super().__init__()
+        import executorch.extension.llm.custom_ops.custom_ops  # noqa: F401  (defines llama:: ops for tracing)
+
+        self.core = DecoderCore(language_model, max_seq_len)
+        shape = (1, max_seq_len, self.core.num_kv_heads, self.core.head_dim)
+        dtype = self.core.embed_tokens.weight.dtype
+        for index in range(len(self.core.layers)):
+            self.register_buffer(f"k_cache_{index}", torch.zeros(shape, dtype=dtype), persistent=False)
+            self.register_buffer(f"v_cache_{index}", torch.zeros(shape, dtype=dtype), persistent=False)
+
+    def forward(self, embeds: torch.Tensor, input_pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        core = self.core
+        x = embeds[0]
+        length = x.shape[0]
+        cos, sin = core.rope(input_pos)
+        start = input_pos[0].item()
+        torch._check(start >= 0)
+        torch._check(start < core.max_seq_len)
+        for index, layer in enumerate(core.layers):
+            h = rms_norm(x, layer.input_layernorm.weight, core.eps)
+            q, k, v = core.project_qkv(layer, h, cos, sin)  # [heads, T, d]; the kernels take [1, T, heads, d]
+            k_cache, v_cache = getattr(self, f"k_cache_{index}"), getattr(self, f"v_cache_{index}")
+            torch.ops.llama.update_cache(k.transpose(0, 1)[None], k_cache, start)
+            torch.ops.llama.update_cache(v.transpose(0, 1)[None], v_cache, start)
+            attention = torch.ops.llama.custom_sdpa(q.transpose(0, 1)[None], k_cache, v_cache, start, None, 0.0, True)
+            x = core.block(layer, x, attention[0].reshape(length, -1))
+        return core.finish(x)
+
+
 class TextDecoderProgram(nn.Module):
-    """The static-cache decoder, returning logits only or logits and hidden state.
+    """The decoder, returning logits only or logits and hidden state.
 
     Both variants keep the decoder under the same attribute name, so their K/V buffers have the
     same fully qualified names: that is what lets ExecuTorch plan them as one shared state.
     """
 
-    def __init__(self, decoder: StaticCacheDecoder, with_hidden: bool) -> None:
+    def __init__(self, decoder: LlmKernelDecoder, with_hidden: bool) -> None:
         super().__init__()
         self.decoder, self.with_hidden = decoder, with_hidden
 
@@ -275,7 +320,7 @@ def _metadata(model: VeraPlanner, max_seq_len: int, max_call_len: int) -> dict[s
         "get_eos_ids": eos,
         "get_vocab_size": int(text["vocab_size"]),
         "use_kv_cache": True,
-        "use_sdpa_with_kv_cache": False,
+        "use_sdpa_with_kv_cache": True,  # llama::custom_sdpa over llama::update_cache's buffers
         "enable_dynamic_shape": True,
     }
 
@@ -311,15 +356,14 @@ def _language_model_programs(
 ) -> dict[str, _Program]:
     """token_embedding and the named decoder methods ("text_decoder", "text_decoder_with_hidden").
 
-    A decoder call takes at most `max_call_len` tokens: memory planning sizes the activations
-    (attention scores over all `max_seq_len` cache slots included) for the largest call, so this
-    bound, not the cache length, sets most of the decoder's working memory.
+    A decoder call takes at most `max_call_len` tokens: memory planning sizes the activations for
+    the largest call, so this bound, not the cache length, sets most of the decoder's working memory.
     """
     from torch.export import Dim
 
     seq = Dim("seq", min=1, max=max_call_len)
     hidden = language_model.config.hidden_size
-    decoder = StaticCacheDecoder(language_model, max_seq_len).eval()
+    decoder = LlmKernelDecoder(language_model, max_seq_len).eval()
     decoder_inputs = (torch.zeros(1, 2, hidden), torch.arange(2))
     decoder_shapes = ({1: seq}, {0: seq})
     embedding = planner_methods.token_embedding(language_model, max_seq_len)
@@ -462,7 +506,7 @@ def _lower_and_write(
         program = edge.to_executorch(
             ExecutorchBackendConfig(
                 memory_planning_pass=MemoryPlanningPass(share_mutable_buffers=True),
-                # Writes the new K/V rows into the cache in place (index_put_) instead of rebuilding it.
+                # Keeps in-place buffer writes in place instead of copying the buffer.
                 run_reinplace_pass=True,
                 # Fuses torchao's dequantize + embedding into ExecuTorch's quantized embedding kernels
                 # (torchao::dequantize_affine itself has no ExecuTorch kernel).

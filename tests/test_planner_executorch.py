@@ -100,6 +100,38 @@ def test_program_has_multimodal_methods_and_runner_metadata(fp32_pte, planner):
     assert program.metadata("text_decoder_with_hidden").num_outputs() == 2
 
 
+def test_the_decoder_runs_on_executorch_llm_kernels(fp32_pte):
+    """K/V writes and attention are ExecuTorch's LLM kernels, in both decoder methods."""
+    from executorch.exir._serialize._program import deserialize_pte_binary
+
+    program = deserialize_pte_binary(fp32_pte.read_bytes()).program
+    operators = {plan.name: {op.name for op in plan.operators} for plan in program.execution_plan}
+    for method in ("text_decoder", "text_decoder_with_hidden"):
+        assert {"llama::update_cache", "llama::custom_sdpa"} <= operators[method], operators[method]
+
+
+def test_a_fresh_runtime_process_registers_the_llm_kernels_itself(fp32_pte, planner):
+    """The runtime loads and runs the decoder with no exporter (which defines the kernels' ops) imported."""
+    import subprocess
+    import sys
+
+    embeds = torch.randn(3, planner.config.text["hidden_size"])
+    ours = ExecuTorchPlanner(fp32_pte)
+    expected = ours.decode(embeds.numpy())[0]
+    script = (
+        "import sys, numpy as np\n"
+        "from vera_mobile.runtime.executorch_planner import ExecuTorchPlanner\n"
+        "logits = ExecuTorchPlanner(sys.argv[1]).decode(np.load(sys.argv[2]))[0]\n"
+        "assert not any(m.startswith(('export', 'vera_mobile.export')) for m in sys.modules)\n"
+        "np.save(sys.argv[3], logits)\n"
+    )
+    folder = fp32_pte.parent
+    np.save(folder / "embeds.npy", embeds.numpy())
+    subprocess.run([sys.executable, "-c", script, str(fp32_pte), str(folder / "embeds.npy"), str(folder / "out.npy")],
+                   check=True, capture_output=True)
+    np.testing.assert_allclose(np.load(folder / "out.npy"), expected, atol=1e-5)
+
+
 def test_vision_and_language_model_are_never_loaded_together_unless_resident(fp32_pte, tokenizer, pixels,
                                                                              prompt_ids, monkeypatch):
     import gc

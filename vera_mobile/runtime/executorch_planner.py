@@ -66,7 +66,9 @@ class ExecuTorchPlanner:
             self._language = self._load(program, LANGUAGE_METHODS)
 
     def _load_program(self) -> Any:
-        # Quantized-embedding programs call ExecuTorch's quantized kernels, registered by this import.
+        # Quantized-embedding programs call ExecuTorch's quantized kernels, and the decoder its LLM
+        # kernels (llama::update_cache, llama::custom_sdpa): these imports register them.
+        import executorch.extension.llm.custom_ops.custom_ops  # noqa: F401
         import executorch.kernels.quantized  # noqa: F401
         from executorch.runtime import Runtime
 
@@ -108,8 +110,8 @@ class ExecuTorchPlanner:
         return self._run("token_embedding", _tensor(ids, np.int64)[None])[0][0]
 
     def reset(self) -> None:
-        # Stale cache slots need no clearing: the decoder masks every slot after the query position,
-        # and each slot is written before a query at or after it reads it.
+        # Stale cache slots need no clearing: the decoder attends only to the slots up to each query's
+        # position, and each slot is written before a query at or after it reads it.
         self.position = 0
 
     def decode(self, embeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
