@@ -100,8 +100,8 @@ class LlmKernelDecoder(nn.Module):
     K/V live in buffers [1, max_seq_len, kv_heads, d] that `llama::update_cache` writes in place at
     `input_pos[0]`, and `llama::custom_sdpa` attends, causally, to the positions written so far
     only. The plain form (models/kv_decoder.py's `StaticCacheDecoder`) attends over every cache slot
-    with a mask, in portable kernels: at full size's layer shapes, with 4 layers, the kernels made
-    decode and prefill 1.6x faster (benchmarks/RESULTS.md, "ExecuTorch's LLM kernels"). The
+    with a mask, outside XNNPACK: the kernels decode about twice as fast at full size
+    (benchmarks/RESULTS.md, "ExecuTorch's LLM kernels for the decoder's cache and attention"). The
     positions of one call must be consecutive (ours and the stock runner's always are). A runtime
     must register the kernels (module docstring).
     """
