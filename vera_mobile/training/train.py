@@ -282,13 +282,12 @@ def train(options: TrainOptions, progress: bool = True) -> Path | None:
                               problem_sections, options.diagnosis_weight)
         embeds = planner.embed_tokens(batch.ids)
         colour = torch.zeros(())
-        if batch.views.numel() and options.augment_views:
-            batch.views = augment_views(batch.views, stage2.rng, VIEW_CROP_MIN_AREA)
         if batch.views.numel():
-            features = planner.encode_image(batch.views)
+            views = augment_views(batch.views, stage2.rng, VIEW_CROP_MIN_AREA) if options.augment_views else batch.views
+            features = planner.encode_image(views)
             embeds = embeds.masked_scatter(batch.image_slots[..., None], features.to(embeds.dtype))
             if options.colour_weight:
-                colour = F.mse_loss(colour_head(features.mean(1)), colour_statistics(batch.views))
+                colour = F.mse_loss(colour_head(features.mean(1)), colour_statistics(views))
         hidden = planner.language_model.model(inputs_embeds=embeds, use_cache=False).last_hidden_state
         logits = planner.language_model.lm_head(hidden)
         token_ce = F.cross_entropy(logits.flatten(0, 1), batch.labels.flatten(), ignore_index=-100, reduction="none")
